@@ -1,0 +1,56 @@
+"""pixelwise: semantic segmentation, from a labelled folder to a shipped model.
+
+The public API is small on purpose (one verb per job, as in Ultralytics)::
+
+    import pixelwise as pw
+    run = pw.train("camvid.yaml", model="deeplabv3plus", encoder="efficientnet_lite0")
+    metrics = pw.val(run.best, data="camvid.yaml")
+    seg = pw.Segmenter.load(run.best)
+    labels = seg.predict("street.jpg").labels
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from pixelwise.errors import PixelwiseError  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "PixelwiseError",
+    "DatasetSpec",
+    "create_model",
+    "list_models",
+    "train",
+    "val",
+    "Segmenter",
+    "TrainConfig",
+]
+
+
+def __getattr__(name: str):
+    # Lazy imports keep `import pixelwise` (and the CLI's --help) fast: torch loads only when used.
+    if name == "DatasetSpec":
+        from pixelwise.data.spec import DatasetSpec
+
+        return DatasetSpec
+    if name in ("create_model", "list_models"):
+        from pixelwise.models import registry
+
+        return getattr(registry, name)
+    if name == "train":
+        from pixelwise.engine.trainer import train
+
+        return train
+    if name == "val":
+        from pixelwise.engine.evaluator import val
+
+        return val
+    if name == "Segmenter":
+        from pixelwise.inference.predictor import Segmenter
+
+        return Segmenter
+    if name == "TrainConfig":
+        from pixelwise.config import TrainConfig
+
+        return TrainConfig
+    raise AttributeError(f"module 'pixelwise' has no attribute {name!r}")

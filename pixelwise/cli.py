@@ -1,0 +1,181 @@
+"""Command line: parse, then call the same Python API that users import. Nothing else lives here.
+
+User errors (``PixelwiseError``) print as one line, without a traceback, and exit with 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pixelwise.errors import PixelwiseError
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = [int(p) for p in text.replace("x", ",").split(",") if p]
+    if len(parts) == 1:
+        return parts[0], parts[0]
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError("use H,W (e.g. 288,384) or one number")
+    return parts[0], parts[1]
+
+
+def _float_pair(text: str) -> tuple[float, float]:
+    a, b = (float(p) for p in text.split(","))
+    return a, b
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from pixelwise.config import TrainConfig
+    from pixelwise.engine.trainer import train
+
+    if a.resume:
+        res = train(resume=a.resume, progress=not a.quiet)
+    else:
+        cfg = TrainConfig.load(a.config) if a.config else TrainConfig()
+        over = {k: v for k, v in {
+            "epochs": a.epochs, "time_budget": a.time, "batch_size": a.batch, "lr": a.lr,
+            "optimizer": a.optimizer, "schedule": a.schedule, "loss": a.loss, "device": a.device,
+            "workers": a.workers, "seed": a.seed, "project": a.project, "name": a.name,
+            "val_interval": a.val_interval, "max_iters": a.max_iters, "threads": a.threads}.items()
+            if v is not None}
+        if a.exist_ok:
+            over["exist_ok"] = True
+        if a.no_class_weights:
+            over["class_weights"] = None
+        model = {k: v for k, v in {"arch": a.model, "encoder": a.encoder,
+                                   "pretrained": a.pretrained}.items() if v is not None}
+        if a.pretrained == "none":
+            model["pretrained"] = None
+        if a.freeze is not None:
+            model["freeze_stages"] = a.freeze
+        aug = {}
+        if a.crop:
+            aug["crop"] = a.crop
+        if a.scale:
+            aug["scale_range"] = a.scale
+        if a.base_scale:
+            aug["base_scale"] = a.base_scale
+        res = train(a.data, config=cfg, progress=not a.quiet, model=model, augment=aug, **over)
+    print(f"run folder: {res.run_dir}\nbest: {res.best} (val mIoU {max(res.best_miou, 0) * 100:.2f})\n"
+          f"last: {res.last}")
+    return 0
+
+
+def cmd_val(a: argparse.Namespace) -> int:
+    from pixelwise.engine.evaluator import val
+
+    out = a.out or str(Path(a.model).parent / "val")
+    m = val(a.model, a.data, split=a.split, out_dir=out, device=a.device, flip=a.flip,
+            max_images=a.max_images, progress=not a.quiet)
+    print(m.table())
+    print(f"written: {out}/metrics_{a.split}.json, {out}/confusion_{a.split}.png")
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from pixelwise.inference.predictor import predict
+
+    files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet)
+    print(f"{len(files)} files written to {a.out}")
+    return 0
+
+
+def cmd_models(a: argparse.Namespace) -> int:
+    from pixelwise.models.registry import arch_info, count_parameters, create_model, list_models
+
+    print(f"{'architecture':<16}{'params (M)':>11}  description   [encoder {a.encoder}, {a.classes} classes]")
+    for name in list_models():
+        m = create_model(name, a.encoder, a.classes)
+        print(f"{name:<16}{count_parameters(m) / 1e6:>11.2f}  {arch_info(name).description}")
+    print("encoders: any timm model with features_only support (timm.list_models()); offline "
+          "pretrained weights: efficientnet_lite0")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pixelwise", description="Semantic segmentation: train, val, predict.")
+    p.add_argument("--version", action="store_true", help="print the version")
+    sub = p.add_subparsers(dest="command")
+
+    t = sub.add_parser("train", help="train a model on a dataset YAML")
+    t.add_argument("data", nargs="?", help="dataset YAML (or a folder with dataset.yaml)")
+    t.add_argument("--resume", nargs="?", const="runs/train", help="continue a run (folder or last.pt)")
+    t.add_argument("--config", help="a config.yaml to start from (e.g. from an earlier run)")
+    t.add_argument("--model", help="architecture (see 'pixelwise models'); default fpn")
+    t.add_argument("--encoder", help="timm encoder name; default efficientnet_lite0")
+    t.add_argument("--pretrained", help="offline | timm | none | PATH to weights")
+    t.add_argument("--freeze", type=int, help="encoder stages kept frozen (default 2)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--time", type=float, help="training budget in minutes (schedule fitted to it)")
+    t.add_argument("--batch", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--optimizer", choices=["adamw", "sgd"])
+    t.add_argument("--schedule", choices=["poly", "cosine", "constant"])
+    t.add_argument("--loss", choices=["ce", "ce+dice"])
+    t.add_argument("--no-class-weights", action="store_true", help="plain CE (no rare-class weighting)")
+    t.add_argument("--crop", type=_size, help="training crop H,W (default 288,384)")
+    t.add_argument("--scale", type=_float_pair, help="random scale range lo,hi (default 0.5,1.5)")
+    t.add_argument("--base-scale", type=float, help="resize factor applied before augmentation")
+    t.add_argument("--device", help="auto | cpu | cuda | mps")
+    t.add_argument("--workers", type=int)
+    t.add_argument("--threads", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--val-interval", type=int)
+    t.add_argument("--max-iters", type=int)
+    t.add_argument("--project")
+    t.add_argument("--name")
+    t.add_argument("--exist-ok", action="store_true")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    v = sub.add_parser("val", help="evaluate a model: mIoU, per-class IoU, accuracy, Dice")
+    v.add_argument("--model", required=True, help="checkpoint (.pt)")
+    v.add_argument("--data", help="dataset YAML (default: the one the model was trained on)")
+    v.add_argument("--split", default="val")
+    v.add_argument("--out", help="output folder (default: <model folder>/val)")
+    v.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    v.add_argument("--max-images", type=int)
+    v.add_argument("--device", default="auto")
+    v.add_argument("--quiet", action="store_true")
+    v.set_defaults(func=cmd_val)
+
+    r = sub.add_parser("predict", help="segment a file, folder or glob")
+    r.add_argument("source", help="image file, folder or glob ('imgs/*.jpg')")
+    r.add_argument("--model", required=True, help="checkpoint (.pt)")
+    r.add_argument("--out", default="runs/predict")
+    r.add_argument("--flip", action="store_true")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_predict)
+
+    m = sub.add_parser("models", help="list architectures with parameter counts")
+    m.add_argument("--encoder", default="efficientnet_lite0")
+    m.add_argument("--classes", type=int, default=19)
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from pixelwise import __version__
+
+        print(__version__)
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return args.func(args)
+    except PixelwiseError as exc:
+        print(f"pixelwise: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pixelwise: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

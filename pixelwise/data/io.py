@@ -1,0 +1,116 @@
+"""Reading images and label maps from disk, with errors that name the file and the fix."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pixelwise.errors import ImageReadError, LabelError
+
+# Never decode a truncated file silently: PIL's default, made explicit.
+from PIL import ImageFile
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to an HxWx3 uint8 RGB array (16-bit and grey images are converted)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I", "F"):
+                arr = np.asarray(im, dtype=np.float32)
+                hi = float(arr.max()) or 1.0
+                arr = (arr / hi * 255.0).clip(0, 255).astype(np.uint8)
+                return np.repeat(arr[..., None], 3, axis=2)
+            if im.mode != "RGB":
+                im = im.convert("RGB")
+            return np.asarray(im)
+    except FileNotFoundError:
+        raise ImageReadError(f"Image not found: {path}.", path=path,
+                             fix="check the path, or re-run 'pixelwise data check'") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"Cannot decode image {path} ({exc}).", path=path,
+                             fix="re-export or remove this file (it is corrupt or truncated)") from None
+
+
+def read_label(path: str | Path) -> np.ndarray:
+    """Decode a single-channel label map to an HxW integer array of class ids.
+
+    Palette PNGs give their palette indices (PASCAL VOC). A 3-channel file whose channels are all
+    equal is accepted as grey; a true colour-coded mask is refused with a pointer to conversion.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise ImageReadError(f"Label not found: {path}.", path=path,
+                             fix="add the label, or remove its image from the split") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"Cannot decode label {path} ({exc}).", path=path,
+                             fix="re-export or remove this label (it is corrupt or truncated)") from None
+    if arr.ndim == 3:
+        if mode == "LA" or (arr.shape[2] in (3, 4) and _channels_equal(arr[..., :3])):
+            arr = arr[..., 0]
+        else:
+            raise LabelError(
+                f"Label {path} is an RGB colour image ({mode}); a single-channel map of class ids "
+                "is expected.", path=path,
+                fix="save labels as 8-bit grey or palette PNGs, or convert colour masks with "
+                    "'pixelwise data convert' and the dataset's colour table")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        raise LabelError(f"Label {path} holds floating-point values.", path=path,
+                         fix="save labels as integer PNGs (8 or 16 bit)")
+    return arr
+
+
+def _channels_equal(rgb: np.ndarray) -> bool:
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a file so that readers see either the old or the new content, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs should be readable like any file
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_png(path: str | Path, array: np.ndarray, palette: list[tuple[int, int, int]] | None = None) -> None:
+    """Save a label map (palette PNG when a palette is given) or an RGB image, atomically."""
+    import io as _io
+
+    if array.ndim == 2 and array.dtype != np.uint8 and array.max() > 255:
+        im = Image.fromarray(array.astype(np.uint16))
+    elif array.ndim == 2:
+        im = Image.fromarray(array.astype(np.uint8), mode="L")
+        if palette is not None:
+            im = im.convert("P")
+            flat = [v for c in palette for v in c]
+            im.putpalette(flat + [0] * (768 - len(flat)))
+    else:
+        im = Image.fromarray(array.astype(np.uint8))
+    buf = _io.BytesIO()
+    im.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())

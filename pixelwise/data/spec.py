@@ -1,0 +1,195 @@
+"""A dataset is a description, not code (as in MMSegmentation).
+
+A small YAML file names the root, the splits, the image and label folders, the classes, their
+colours and the ignore value. Everything else in pixelwise reads this object, so a user never
+subclasses a Dataset to train on their own images.
+
+Two layouts are accepted for splits::
+
+    # short: <root>/<split>/<images>/ and <root>/<split>/<labels>/
+    path: .
+    train: train
+    val: val
+    images: images
+    labels: labels
+
+    # explicit: any folders, relative to the root
+    train: {images: img/train, labels: ann/train}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pixelwise.errors import ConfigError, DatasetError
+
+SPLITS = ("train", "val", "test")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+LABEL_EXTS = (".png", ".tif", ".tiff", ".gif", ".bmp")
+
+
+def default_palette(n: int) -> list[tuple[int, int, int]]:
+    """PASCAL VOC's bit-interleaved palette: distinct colours for any number of classes."""
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i + 1 if i >= 0 else 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors.append((r, g, b))
+    return colors
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Where one split's images and labels live, and how their names pair up."""
+
+    name: str
+    images: Path
+    labels: Path | None
+    label_suffix: str = ""  # e.g. "_manual1" when labels are named <stem>_manual1.png
+    image_suffix: str = ""  # e.g. "_training" when images are named <stem>_training.tif
+
+
+@dataclass
+class DatasetSpec:
+    """Everything pixelwise needs to know about a labelled dataset."""
+
+    root: Path
+    names: list[str]
+    splits: dict[str, SplitSpec]
+    colors: list[tuple[int, int, int]] = field(default_factory=list)
+    ignore_index: int = 255
+    format: str = "masks"
+    source: Path | None = None  # the YAML file this came from, for messages
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise ConfigError("The dataset has no classes.", path=self.source,
+                              fix="add a 'names:' list or mapping of class names to the YAML")
+        if not self.colors:
+            self.colors = default_palette(len(self.names))
+        if len(self.colors) != len(self.names):
+            raise ConfigError(
+                f"{len(self.colors)} colours for {len(self.names)} classes.", path=self.source,
+                fix="give one [r, g, b] colour per class under 'colors:' or remove 'colors:'")
+        if 0 <= self.ignore_index < len(self.names):
+            raise ConfigError(
+                f"ignore_index {self.ignore_index} is also class '{self.names[self.ignore_index]}'.",
+                path=self.source, fix="use a value >= the number of classes, e.g. 255")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def split(self, name: str) -> SplitSpec:
+        if name not in self.splits:
+            raise DatasetError(
+                f"The dataset has no '{name}' split (it has: {', '.join(self.splits) or 'none'}).",
+                path=self.source, fix=f"add '{name}: <folder>' to the dataset YAML")
+        return self.splits[name]
+
+    # ------------------------------------------------------------------ loading / saving
+    @classmethod
+    def load(cls, path: str | Path) -> "DatasetSpec":
+        """Read a dataset YAML. A folder is accepted too: its ``dataset.yaml`` is used."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "dataset.yaml"
+        if not path.exists():
+            raise DatasetError(f"Dataset description not found: {path}.", path=path,
+                               fix="pass the path of a dataset YAML (see README 'Your own data')")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " "), path=path,
+                              fix="correct the YAML syntax") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must hold a mapping.", path=path,
+                              fix="write 'key: value' lines (see README)")
+        return cls.from_dict(raw, base=path.parent, source=path)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], base: Path | None = None,
+                  source: Path | None = None) -> "DatasetSpec":
+        base = Path(base or ".")
+        root = Path(raw.get("path", "."))
+        root = root if root.is_absolute() else (base / root)
+        names = _parse_names(raw.get("names"), source)
+        colors = _parse_colors(raw.get("colors"), len(names), source)
+        images_dir = raw.get("images", "images")
+        labels_dir = raw.get("labels", "labels")
+        splits: dict[str, SplitSpec] = {}
+        for split in SPLITS:
+            entry = raw.get(split)
+            if entry is None:
+                continue
+            if isinstance(entry, str):
+                splits[split] = SplitSpec(split, root / entry / images_dir, root / entry / labels_dir,
+                                          raw.get("label_suffix", ""), raw.get("image_suffix", ""))
+            elif isinstance(entry, dict) and "images" in entry:
+                labels = entry.get("labels")
+                splits[split] = SplitSpec(
+                    split, root / entry["images"], root / labels if labels else None,
+                    entry.get("label_suffix", raw.get("label_suffix", "")),
+                    entry.get("image_suffix", raw.get("image_suffix", "")))
+            else:
+                raise ConfigError(f"Split '{split}' must be a folder name or "
+                                  "{images: ..., labels: ...}.", path=source,
+                                  fix=f"write '{split}: {split}' or '{split}: {{images: ..., labels: ...}}'")
+        if not splits:
+            raise ConfigError("The dataset YAML names no split.", path=source,
+                              fix="add at least 'train: <folder>' (and 'val: <folder>')")
+        return cls(root=root, names=names, splits=splits, colors=colors,
+                   ignore_index=int(raw.get("ignore_index", 255)),
+                   format=str(raw.get("format", "masks")), source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A self-contained description (absolute folders), stored in run folders and checkpoints."""
+        out: dict[str, Any] = {"path": str(self.root), "format": self.format,
+                               "ignore_index": self.ignore_index,
+                               "names": {i: n for i, n in enumerate(self.names)},
+                               "colors": {i: list(c) for i, c in enumerate(self.colors)}}
+        for name, s in self.splits.items():
+            entry: dict[str, Any] = {"images": str(s.images)}
+            if s.labels is not None:
+                entry["labels"] = str(s.labels)
+            if s.label_suffix:
+                entry["label_suffix"] = s.label_suffix
+            if s.image_suffix:
+                entry["image_suffix"] = s.image_suffix
+            out[name] = entry
+        return out
+
+
+def _parse_names(names: Any, source: Path | None) -> list[str]:
+    if isinstance(names, dict):
+        keys = sorted(int(k) for k in names)
+        if keys != list(range(len(keys))):
+            raise ConfigError(f"Class ids must be 0..N-1 without gaps, got {keys}.", path=source,
+                              fix="number the classes under 'names:' from 0 without gaps")
+        return [str(names[k] if k in names else names[str(k)]) for k in keys]
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    raise ConfigError("'names:' is missing or not a list/mapping.", path=source,
+                      fix="add 'names: [background, foreground, ...]'")
+
+
+def _parse_colors(colors: Any, n: int, source: Path | None) -> list[tuple[int, int, int]]:
+    if colors is None:
+        return []
+    items = [colors[k] if k in colors else colors[str(k)] for k in sorted(colors, key=int)] \
+        if isinstance(colors, dict) else list(colors)
+    out = []
+    for c in items:
+        if not (isinstance(c, (list, tuple)) and len(c) == 3 and all(0 <= int(v) <= 255 for v in c)):
+            raise ConfigError(f"Colour {c!r} is not [r, g, b] with values 0..255.", path=source,
+                              fix="write each colour as [r, g, b]")
+        out.append(tuple(int(v) for v in c))
+    return out

@@ -1,0 +1,51 @@
+"""Errors a user can meet.
+
+Every exception raised for a user mistake (bad data, bad checkpoint, bad option) is a
+``PixelwiseError``. Its message names the file involved and the fix, so the CLI can print it on
+one line without a traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PixelwiseError(Exception):
+    """Base class: a problem the user can fix. ``str(err)`` is a complete one-line message."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, fix: str | None = None):
+        self.path = Path(path) if path is not None else None
+        self.fix = fix
+        parts = [message]
+        if path is not None and str(path) not in message:
+            parts.append(f"(file: {path})")
+        if fix:
+            parts.append(f"Fix: {fix}")
+        super().__init__(" ".join(parts))
+
+
+class DatasetError(PixelwiseError):
+    """The dataset description or its files are wrong (missing, unpaired, unreadable)."""
+
+
+class LabelError(DatasetError):
+    """A label map holds values or a shape that the dataset description does not allow."""
+
+
+class ImageReadError(DatasetError):
+    """An image or label file cannot be decoded (corrupt, truncated, not an image)."""
+
+
+class ConfigError(PixelwiseError):
+    """A run configuration or command-line option is invalid."""
+
+
+class ModelError(PixelwiseError):
+    """Unknown architecture/encoder, or weights that cannot be loaded."""
+
+
+class CheckpointError(PixelwiseError):
+    """A checkpoint is missing, corrupt, or belongs to another model / number of classes."""
+
+
+class ResumeError(CheckpointError):
+    """``--resume`` was asked for but there is nothing (valid) to resume."""

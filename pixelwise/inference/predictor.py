@@ -1,0 +1,172 @@
+"""``Segmenter``: the Python API for prediction.
+
+    seg = Segmenter.load("runs/train/best.pt")
+    pred = seg.predict("street.jpg", probabilities=True)
+    pred.labels        # HxW uint8/int32 class ids, at the image's own size
+    pred.probabilities # CxHxW float32 softmax (only when asked)
+"""
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pixelwise.data.io import read_image, save_png
+from pixelwise.data.spec import IMAGE_EXTS, DatasetSpec
+from pixelwise.engine.checkpoint import load_checkpoint, load_model_weights
+from pixelwise.errors import CheckpointError, DatasetError
+from pixelwise.inference.visualize import colorize, overlay
+from pixelwise.models.registry import build_from_spec
+from pixelwise.utils import select_device
+
+
+@dataclass
+class Prediction:
+    labels: np.ndarray
+    probabilities: np.ndarray | None = None
+    source: Path | None = None
+
+    def class_areas(self, names: list[str]) -> dict[str, float]:
+        """Share of the image (0..1) given to each class."""
+        counts = np.bincount(self.labels.ravel(), minlength=len(names))[: len(names)]
+        return {n: float(c) / self.labels.size for n, c in zip(names, counts)}
+
+
+class Segmenter:
+    def __init__(self, model: torch.nn.Module, names: list[str], colors: list[tuple[int, int, int]],
+                 ignore_index: int = 255, device: torch.device | str = "cpu",
+                 dataset: dict[str, Any] | None = None, checkpoint: Path | None = None):
+        self.device = torch.device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device).eval()
+        self.channels_last = self.device.type == "cpu"
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.names, self.colors, self.ignore_index = list(names), [tuple(c) for c in colors], ignore_index
+        self._dataset = dataset or {}
+        self.checkpoint = checkpoint
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, device: str = "auto") -> "Segmenter":
+        path = Path(checkpoint)
+        ckpt = load_checkpoint(path)
+        if "model_spec" not in ckpt or "model" not in ckpt:
+            raise CheckpointError(f"{path} holds no model.", path=path, fix="use best.pt or last.pt")
+        model = build_from_spec(ckpt["model_spec"])
+        load_model_weights(model, ckpt, path)
+        ds = ckpt.get("dataset", {})
+        return cls(model, ds.get("names", [str(i) for i in range(model.num_classes)]),
+                   ds.get("colors") or [], ds.get("ignore_index", 255), select_device(device),
+                   ds.get("description"), path)
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    def dataset_record(self) -> dict[str, Any]:
+        if not self._dataset:
+            raise DatasetError("This model carries no dataset description.",
+                               fix="pass the dataset YAML explicitly (--data)")
+        return self._dataset
+
+    def check_compatible(self, spec: DatasetSpec) -> None:
+        if spec.num_classes != self.num_classes:
+            raise CheckpointError(
+                f"Model {self.checkpoint or ''} predicts {self.num_classes} classes but dataset "
+                f"{spec.source or spec.root} has {spec.num_classes}.", path=self.checkpoint,
+                fix="evaluate on the dataset the model was trained for, or retrain")
+
+    # ------------------------------------------------------------------ prediction
+    @torch.no_grad()
+    def logits(self, image: np.ndarray, flip: bool = False) -> torch.Tensor:
+        """1xCxHxW logits for an HxWx3 uint8 RGB array (any size)."""
+        from pixelwise.engine.evaluator import normalize_batch
+
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+        x = normalize_batch(x, self.model.mean, self.model.std, self.device, self.channels_last)
+        out = self.model(x)
+        if flip:
+            out = (out + self.model(x.flip(-1)).flip(-1)) / 2
+        return out
+
+    def predict(self, image: str | Path | np.ndarray, probabilities: bool = False,
+                flip: bool = False) -> Prediction:
+        src = None
+        if not isinstance(image, np.ndarray):
+            src = Path(image)
+            image = read_image(src)
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise DatasetError(f"Expected an HxWx3 RGB image, got shape {image.shape}.",
+                               fix="pass an RGB uint8 array or an image path")
+        image = image[..., :3]
+        logits = self.logits(image, flip=flip)
+        labels = logits.argmax(1)[0].to("cpu", torch.uint8 if self.num_classes <= 256 else torch.int32).numpy()
+        probs = F.softmax(logits.float(), 1)[0].cpu().numpy() if probabilities else None
+        return Prediction(labels, probs, src)
+
+    def predict_many(self, sources: Iterable[str | Path], **kw) -> Iterator[Prediction]:
+        for s in sources:
+            yield self.predict(s, **kw)
+
+    # ------------------------------------------------------------------ drawing
+    def colorize(self, labels: np.ndarray) -> np.ndarray:
+        return colorize(labels, self.colors, self.ignore_index)
+
+    def overlay(self, image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        return overlay(image, labels, self.colors, alpha, self.ignore_index)
+
+
+def expand_sources(src: str | Path) -> list[Path]:
+    """A file, a folder (its images, sorted) or a glob pattern -> image paths."""
+    s = str(src)
+    p = Path(s)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+    elif any(ch in s for ch in "*?["):
+        files = sorted(Path(f) for f in glob.glob(s, recursive=True) if Path(f).suffix.lower() in IMAGE_EXTS)
+    elif p.exists():
+        files = [p]
+    else:
+        raise DatasetError(f"Nothing to predict: {s} does not exist.", path=s,
+                           fix="pass an image file, a folder of images or a glob like 'imgs/*.jpg'")
+    if not files:
+        raise DatasetError(f"No images found in {s}.", path=s,
+                           fix=f"use files with one of the extensions {', '.join(IMAGE_EXTS)}")
+    return files
+
+
+def predict(model: str | Path | Segmenter, source: str | Path, out_dir: str | Path = "runs/predict",
+            save_labels: bool = True, save_color: bool = True, save_overlay: bool = True,
+            flip: bool = False, device: str = "auto", progress: bool = True) -> list[Path]:
+    """Predict every image of ``source``; write ``<stem>_labels.png`` (class ids),
+    ``<stem>_color.png`` and ``<stem>_overlay.jpg``-style PNGs into ``out_dir``."""
+    from tqdm import tqdm
+
+    from pixelwise.utils import set_threads
+
+    set_threads()
+    seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device)
+    files = expand_sources(source)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f in tqdm(files, desc="predict", disable=not progress):
+        image = read_image(f)
+        pred = seg.predict(image, flip=flip)
+        if save_labels:
+            save_png(out / f"{f.stem}_labels.png", pred.labels)
+            written.append(out / f"{f.stem}_labels.png")
+        if save_color:
+            save_png(out / f"{f.stem}_color.png", seg.colorize(pred.labels))
+            written.append(out / f"{f.stem}_color.png")
+        if save_overlay:
+            save_png(out / f"{f.stem}_overlay.png", seg.overlay(image, pred.labels))
+            written.append(out / f"{f.stem}_overlay.png")
+    return written
