@@ -1,0 +1,169 @@
+"""Annotation-format readers: each turns a source into lazy (image, class-id label) items.
+
+``open_source(path, format=None, **options)`` picks the reader (detecting the format from the
+layout when not given). Formats: masks, binary, colors, voc, cityscapes, ade20k (SceneParse150),
+ade20k-full, coco, coco-panoptic, yolo, labelme.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from pixelwise.data.formats.base import Item, Reader, parallel_map
+from pixelwise.errors import ConfigError, DatasetError
+
+
+def _masks(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.masks import MaskFolderReader
+
+    return MaskFolderReader.from_spec(path)
+
+
+def _binary(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.binary import BinaryMaskReader
+
+    return BinaryMaskReader.from_spec(path, **kw)
+
+
+def _colors(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.colors import ColorMaskReader
+
+    return ColorMaskReader.open(path, **kw)
+
+
+def _voc(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.voc import VOCReader
+
+    return VOCReader.open(path, **kw)
+
+
+def _cityscapes(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.cityscapes import CityscapesReader
+
+    return CityscapesReader.open(path, **kw)
+
+
+def _ade20k(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.ade20k import SceneParseReader
+
+    return SceneParseReader.open(path)
+
+
+def _ade20k_full(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.ade20k import ADE20KFullReader
+
+    return ADE20KFullReader.open(path, **kw)
+
+
+def _coco(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.coco import COCOReader
+
+    return COCOReader.open(path, **kw)
+
+
+def _panoptic(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.coco_panoptic import COCOPanopticReader
+
+    return COCOPanopticReader.open(path, **kw)
+
+
+def _yolo(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.yolo import YOLOReader
+
+    return YOLOReader.open(path)
+
+
+def _labelme(path: Path, **kw: Any) -> Reader:
+    from pixelwise.data.formats.labelme import LabelMeReader
+
+    return LabelMeReader.open(path, **kw)
+
+
+FORMATS: dict[str, Callable[..., Reader]] = {
+    "masks": _masks, "binary": _binary, "colors": _colors, "voc": _voc, "cityscapes": _cityscapes,
+    "ade20k": _ade20k, "ade20k-full": _ade20k_full, "coco": _coco, "coco-panoptic": _panoptic,
+    "yolo": _yolo, "labelme": _labelme}
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess a source's format from its layout (file names only, no pixels)."""
+    p = Path(path)
+    if p.suffix.lower() == ".json" and p.is_file():
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(1 << 20).decode("utf-8", "replace")
+        except OSError as exc:
+            raise DatasetError(f"Cannot read {p} ({exc}).", path=p, fix="check the path") from None
+        if '"segments_info"' in head:
+            return "coco-panoptic"
+        if '"shapes"' in head:
+            return "labelme"
+        return "coco"
+    if p.suffix.lower() in (".yaml", ".yml") and p.is_file():
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p} is not valid YAML: {exc}".replace("\n", " "), path=p,
+                              fix="correct the YAML syntax") from None
+        fmt = raw.get("format") if isinstance(raw, dict) else None
+        if fmt:
+            return str(fmt)
+        if isinstance(raw, dict) and "labels" not in raw and not _spec_has_label_dirs(p):
+            return "yolo"
+        return "masks"
+    if p.is_dir():
+        if (p / "dataset.yaml").exists():
+            return detect_format(p / "dataset.yaml")
+        if (p / "leftImg8bit").is_dir() and (p / "gtFine").is_dir():
+            return "cityscapes"
+        from pixelwise.data.formats.voc import find_voc_root
+        from pixelwise.data.formats.ade20k import find_sceneparse_root
+
+        if find_voc_root(p):
+            return "voc"
+        if find_sceneparse_root(p):
+            return "ade20k"
+        if (p / "annotations").is_dir() and any((p / "annotations").glob("instances_*.json")):
+            return "coco"
+        if any(p.glob("*.json")) or any(p.glob("*/*.json")):
+            return "labelme"
+        if next(p.rglob("*_seg.png"), None) is not None:
+            return "ade20k-full"
+        yamls = sorted(p.glob("*.yaml"))
+        if yamls:
+            return detect_format(yamls[0])
+    raise DatasetError(f"Cannot tell the annotation format of {p}.", path=p,
+                       fix=f"pass --format (one of: {', '.join(FORMATS)})")
+
+
+def _spec_has_label_dirs(p: Path) -> bool:
+    try:
+        from pixelwise.data.spec import DatasetSpec
+
+        spec = DatasetSpec.load(p)
+    except Exception:  # noqa: BLE001 - not a pixelwise spec: let the caller decide
+        return False
+    return any(s.labels is not None and s.labels.is_dir() for s in spec.splits.values())
+
+
+def open_source(path: str | Path, format: str | None = None, **options: Any) -> Reader:
+    """The reader for ``path`` (format detected when not given); options go to the reader."""
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"Source not found: {p}.", path=p, fix="check the path")
+    fmt = format or detect_format(p)
+    if fmt not in FORMATS:
+        raise ConfigError(f"Unknown format '{fmt}'.", fix=f"use one of: {', '.join(FORMATS)}")
+    if fmt in ("masks", "binary", "colors") and p.is_dir():
+        p = p / "dataset.yaml"
+    try:
+        return FORMATS[fmt](p, **options)
+    except TypeError as exc:
+        raise ConfigError(f"Option not understood by the '{fmt}' reader: {exc}.",
+                          fix="see 'pixelwise data convert --help' for each format's options") from None
+
+
+__all__ = ["FORMATS", "Item", "Reader", "detect_format", "open_source", "parallel_map"]
