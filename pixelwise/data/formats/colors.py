@@ -179,12 +179,15 @@ def detect_table(files: list[Path], sample: int = 16) -> ColorTable:
             best_missing = (name, missing)
     if best is not None:
         return best
-    missing = sorted(found, key=lambda k: -found[k][0])
+    name, missing = best_missing if best_missing else ("none", list(found))
+    missing = sorted(missing, key=lambda k: -found[k][0])
     shown = "; ".join(f"{_unpack(k)} x{found[k][0]} (e.g. {found[k][1].name})" for k in missing[:8])
     raise LabelError(
         f"The colours of these masks match no known colour table ({', '.join(KNOWN_TABLES)}); "
-        f"{len(found)} colour(s) found: {shown}.", path=files[0].parent if files else None,
-        fix="give the table with --table FILE ('R G B name' lines) or 'colors:' in the dataset YAML")
+        f"closest is '{name}', which lacks {len(missing)} colour(s): {shown}.",
+        path=files[0].parent if files else None,
+        fix="give the table with --opt table=FILE ('R G B name' lines) or 'colors:' in the dataset "
+            "YAML, or repaint the stray pixels")
 
 
 @dataclass
