@@ -15,7 +15,6 @@ import numpy as np
 from PIL import Image
 
 from pixelwise.data.formats.base import Item, Reader
-from pixelwise.data.io import read_label
 from pixelwise.data.spec import default_palette
 from pixelwise.errors import DatasetError, LabelError
 
@@ -82,4 +81,7 @@ class VOCReader(Reader):
                                  path=item.ref,
                                  fix="use the original SegmentationClass PNGs (colour versions "
                                      "need the 'colors' format with VOC's colour table)")
-        return read_label(item.ref)
+            im.load()
+            # raw palette indices: VOC's car (index 7) is drawn grey (128, 128, 128), so a rule
+            # that reads all-grey palettes as grey levels would turn it into 128
+            return np.asarray(im).copy()

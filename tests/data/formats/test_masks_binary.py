@@ -10,7 +10,7 @@ from PIL import Image
 from pixelwise.data.convert import convert
 from pixelwise.data.formats import detect_format, open_source
 from pixelwise.data.io import read_label
-from pixelwise.data.spec import DatasetSpec
+from pixelwise.data.spec import DatasetSpec, default_palette
 from tests.data.formats.helpers import camvid_pairs, save, tree_bytes
 
 
@@ -83,7 +83,7 @@ def test_palette_png_and_tiff_mask_folder_values_are_indices(tmp_path):
     for s, img, lab in pairs:
         save(root / "train" / "images" / f"{s}.jpg", img)
         p = Image.fromarray(lab).convert("P")
-        p.putpalette([255 - v for v in range(256)] * 3)  # palette colours differ from indices
+        p.putpalette([v for c in default_palette(256) for v in c])  # colours differ from indices
         (root / "train" / "labels").mkdir(parents=True, exist_ok=True)
         p.save(root / "train" / "labels" / f"{s}.png")
         save(root / "val" / "images" / f"{s}.jpg", img)

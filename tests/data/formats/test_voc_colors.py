@@ -54,6 +54,20 @@ def test_voc_palette_indices_splits_and_convert(tmp_path):
     assert np.array_equal(read_label(spec.root / "val" / "labels" / "2007_000002.png"), truth["2007_000002"])
 
 
+def test_voc_grey_palette_class_stays_an_index(tmp_path):
+    """VOC's car (index 7) is drawn (128, 128, 128): a label of only background and car."""
+    truth = _voc(tmp_path / "voc")
+    lab = tmp_path / "voc" / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2007_000000.png"
+    arr = np.zeros((32, 48), np.uint8)
+    arr[5:20, 5:30] = 7
+    p = Image.fromarray(arr, "L").convert("P")
+    p.putpalette([v for c in default_palette(256) for v in c])
+    p.save(lab)
+    r = open_source(tmp_path / "voc")
+    item = next(it for it in r.items() if it.key == "2007_000000")
+    assert np.array_equal(r.label(item), arr)
+
+
 def test_voc_missing_listed_image_names_the_line(tmp_path):
     _voc(tmp_path / "voc")
     lst = tmp_path / "voc" / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "val.txt"
