@@ -153,6 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--encoder", default="efficientnet_lite0")
     m.add_argument("--classes", type=int, default=19)
     m.set_defaults(func=cmd_models)
+
+    # Sub-packages add their own verbs (data ..., export, serve) without this file growing.
+    import importlib
+
+    for module in ("pixelwise.data.commands", "pixelwise.export.commands", "pixelwise.serve.commands"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.add_commands(sub)
     return p
 
 

@@ -50,6 +50,8 @@ def read_label(path: str | Path) -> np.ndarray:
             im.load()
             mode = im.mode
             arr = np.asarray(im)
+            if mode == "P":
+                arr = _palette_to_values(im, arr)
     except FileNotFoundError:
         raise ImageReadError(f"Label not found: {path}.", path=path,
                              fix="add the label, or remove its image from the split") from None
@@ -71,6 +73,20 @@ def read_label(path: str | Path) -> np.ndarray:
         raise LabelError(f"Label {path} holds floating-point values.", path=path,
                          fix="save labels as integer PNGs (8 or 16 bit)")
     return arr
+
+
+def _palette_to_values(im: Image.Image, indices: np.ndarray) -> np.ndarray:
+    """Palette labels: the index is the class (PASCAL VOC) unless every colour in use is grey,
+    as in GIF/TIFF masks saved from greyscale (DRIVE's 0/255), where the grey level is meant."""
+    palette = im.getpalette() or []
+    used = np.unique(indices).tolist()
+    entries = [palette[3 * i: 3 * i + 3] for i in used if 3 * i + 2 < len(palette)]
+    if len(entries) == len(used) and all(e[0] == e[1] == e[2] for e in entries):
+        lut = np.arange(256, dtype=np.uint8)
+        for i, e in zip(used, entries):
+            lut[i] = e[0]
+        return lut[indices]
+    return indices
 
 
 def _channels_equal(rgb: np.ndarray) -> bool:

@@ -31,7 +31,7 @@ def train_transform(cfg: AugmentConfig, ignore_index: int) -> A.Compose:
     ch, cw = cfg.crop
     ops = [
         A.RandomScale(scale_limit=(lo - 1.0, hi - 1.0), interpolation=cv2.INTER_LINEAR,
-                      mask_interpolation=cv2.INTER_NEAREST, p=1.0),
+                      mask_interpolation=cv2.INTER_NEAREST_EXACT, p=1.0),
         A.PadIfNeeded(min_height=ch, min_width=cw, border_mode=cv2.BORDER_CONSTANT,
                       fill=0, fill_mask=ignore_index),
         A.RandomCrop(height=ch, width=cw),

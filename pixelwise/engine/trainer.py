@@ -145,6 +145,8 @@ def train(data: str | Path | None = None, resume: str | Path | bool | None = Non
                               fix="start a new run (optionally from these weights) instead of --resume")
         cfg = TrainConfig.from_dict(ckpt["config"])
         run_dir = last.parent
+        for stray in run_dir.glob(".*.tmp"):  # a write cut short by a kill; the real file is intact
+            stray.unlink()
     else:
         cfg = config or TrainConfig()
         if data is not None:
@@ -204,7 +206,10 @@ class Trainer:
                                       cfg.seed)
         self.loader = DataLoader(aug_ds, batch_sampler=self.sampler, num_workers=self.workers,
                                  persistent_workers=self.workers > 0, pin_memory=self.device.type == "cuda",
-                                 prefetch_factor=4 if self.workers > 0 else None)
+                                 prefetch_factor=4 if self.workers > 0 else None,
+                                 # own generator: starting an epoch must not draw from the global RNG
+                                 # (dropout's), or a mid-epoch resume would drift from the original
+                                 generator=torch.Generator().manual_seed(cfg.seed))
         self.logger = ResultsLogger(self.run_dir, resume=ckpt is not None)
         # state
         self.epoch = 0
@@ -214,6 +219,7 @@ class Trainer:
         self.elapsed = 0.0
         self.total_iters = self._planned_iters()
         self.loss_sum, self.loss_n = 0.0, 0
+        self.current_lr = cfg.lr
         if ckpt:
             self._restore(ckpt)
 
@@ -286,7 +292,8 @@ class Trainer:
         f = lr_factor(self.iteration, self.total_iters, self.cfg.warmup_iters, self.cfg.schedule)
         for g in self.optimizer.param_groups:
             g["lr"] = g["initial_lr"] * f
-        return self.cfg.lr * f
+        self.current_lr = self.cfg.lr * f
+        return self.current_lr
 
     def _train_mode(self) -> None:
         self.model.train()
@@ -335,13 +342,15 @@ class Trainer:
             self.save_last()  # from the first second on, there is something to resume
         last_ckpt_time = time.time()
         tic_cal = None
-        while self.iteration < self.total_iters:
+        stopping = False
+        while self.iteration < self.total_iters and not stopping:
             self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
             self._train_mode()
             epoch_end = min(per_epoch, self.batch_in_epoch + (self.total_iters - self.iteration))
             bar = tqdm(total=epoch_end, initial=self.batch_in_epoch, disable=not self.progress,
                        desc=f"epoch {self.epoch + 1}", dynamic_ncols=True, leave=True)
             t_prev = time.time()
+            epoch_start_iter, epoch_start_elapsed = self.iteration, self.elapsed
             for images, labels, _ in self.loader:
                 lr = self._set_lr()
                 loss = self.step(images, labels)
@@ -365,21 +374,30 @@ class Trainer:
                     self.save_last()
                     last_ckpt_time = time.time()
                 if stop_after is not None and self.iteration >= stop_after:
-                    bar.close()
-                    self.save_last()
-                    return TrainResult(self.run_dir, self.run_dir / "best.pt", self.run_dir / "last.pt",
-                                       self.best_miou, self.epoch, self.iteration)
+                    stopping = True
+                    break
                 if self.iteration >= self.total_iters or self.batch_in_epoch >= per_epoch:
                     break
             bar.close()
             epoch_done = self.batch_in_epoch >= per_epoch or self.iteration >= self.total_iters
             if not epoch_done:
+                if stopping:
+                    self.save_last()
+                    break
                 continue
             self.epoch += 1
             self.batch_in_epoch = 0
+            if cfg.time_budget and self.iteration < self.total_iters:
+                # re-fit to the step time measured over this epoch (machines get busier or freer)
+                done = self.iteration - epoch_start_iter
+                if done >= 5:
+                    self._fit_budget((self.elapsed - epoch_start_elapsed) / done)
+                if self.elapsed >= cfg.time_budget * 60.0:
+                    self.total_iters = self.iteration  # hard stop: the budget is spent
             finished = self.iteration >= self.total_iters
             row = {"epoch": self.epoch, "iteration": self.iteration,
-                   "train_loss": round(self.loss_sum / max(1, self.loss_n), 5), "lr": f"{lr:.3e}",
+                   "train_loss": round(self.loss_sum / max(1, self.loss_n), 5),
+                   "lr": f"{self.current_lr:.3e}",
                    "seconds": round(self.elapsed, 1)}
             self.loss_sum, self.loss_n = 0.0, 0
             if self.val_ds is not None and (finished or self.epoch % cfg.val_interval == 0):
@@ -399,7 +417,7 @@ class Trainer:
             self.logger.log(row)
             self.save_last(finished=finished)
             last_ckpt_time = time.time()
-        if not (self.run_dir / "best.pt").exists():
+        if not stopping and not (self.run_dir / "best.pt").exists():
             save_checkpoint(self.run_dir / "best.pt", self._payload(with_state=False))
         return TrainResult(self.run_dir, self.run_dir / "best.pt", self.run_dir / "last.pt",
                            self.best_miou, self.epoch, self.iteration)

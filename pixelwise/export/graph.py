@@ -1,0 +1,69 @@
+"""The modules that get exported: the model with stride padding done in the graph (dynamic
+H/W/batch), and optionally the whole pipeline (uint8 image in, labels/probabilities out)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def needs_upsample(model: nn.Module) -> bool:
+    """Whether the head outputs logits below input resolution (decided once, by probing)."""
+    s = model.stride
+    with torch.no_grad():
+        y = model.decoder(model.encoder(torch.zeros(1, 3, 2 * s, 2 * s)))
+    return tuple(y.shape[-2:]) != (2 * s, 2 * s)
+
+
+class LogitsGraph(nn.Module):
+    """Normalised float NCHW (any N, H, W) -> NxCxHxW logits. Same maths as
+    ``SegmentationModel.forward`` but branch-free, so one trace serves every size."""
+
+    def __init__(self, model: nn.Module, fp16: bool = False):
+        super().__init__()
+        self.stride = int(model.stride)
+        self.upsample = needs_upsample(model)
+        self.model = model.half() if fp16 else model
+        self.fp16 = fp16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        s = self.stride
+        ph, pw = (s - h % s) % s, (s - w % s) % s
+        x = F.pad(x, (0, pw, 0, ph))
+        if self.fp16:
+            x = x.half()
+        y = self.model.decoder(self.model.encoder(x))
+        if self.upsample:
+            y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return y[:, :, :h, :w].float()
+
+
+class PipelineGraph(nn.Module):
+    """uint8 HxWx3 RGB -> (labels HxW uint8, probabilities CxHxW float32): resize (optional),
+    normalise and pad inside, so a C++/JS caller needs no pre- or post-processing."""
+
+    def __init__(self, model: nn.Module, mean, std, imgsz: tuple[int, int] | None = None,
+                 outputs: tuple[str, ...] = ("labels", "probabilities"), fp16: bool = False):
+        super().__init__()
+        self.core = LogitsGraph(model, fp16)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("inv_std", 1.0 / (torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0))
+        self.imgsz = tuple(imgsz) if imgsz else None
+        self.outputs = tuple(outputs)
+
+    def forward(self, image: torch.Tensor):
+        x = image.permute(2, 0, 1).unsqueeze(0).float()
+        h, w = x.shape[-2], x.shape[-1]
+        if self.imgsz:
+            x = F.interpolate(x, size=self.imgsz, mode="bilinear", align_corners=False)
+        x = (x - self.mean) * self.inv_std
+        logits = self.core(x)
+        if self.imgsz:
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        out = []
+        if "labels" in self.outputs:
+            out.append(logits.argmax(1)[0].to(torch.uint8))
+        if "probabilities" in self.outputs:
+            out.append(torch.softmax(logits, 1)[0])
+        return tuple(out) if len(out) > 1 else out[0]

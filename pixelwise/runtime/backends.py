@@ -1,0 +1,105 @@
+"""Inference engines behind one tiny interface: ``run(x) -> first output``.
+
+ONNX Runtime is the default (CPU, or CUDA when its provider exists); OpenVINO is optional.
+Neither imports torch.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError, read_metadata
+
+
+class Backend(Protocol):
+    meta: ExportMetadata
+
+    def run(self, feed: np.ndarray) -> list[np.ndarray]: ...
+
+
+def _threads(threads: int | None) -> int:
+    if threads:
+        return threads
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class OrtBackend:
+    """ONNX Runtime session; metadata from the model's metadata_props (sidecar as fallback)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeModelError("onnxruntime is not installed.", path=path,
+                                    fix="pip install 'pixelwise[runtime]'") from None
+        self.path = Path(path)
+        if not self.path.exists():
+            raise RuntimeModelError(f"Model not found: {self.path}.", path=self.path,
+                                    fix="pass the .onnx file written by 'pixelwise export'")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = _threads(threads)
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        avail = ort.get_available_providers()
+        providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
+        try:
+            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types for corrupt files
+            raise RuntimeModelError(f"{self.path} cannot be loaded by ONNX Runtime ({type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:200]}).", path=self.path,
+                                    fix="re-export it with 'pixelwise export'") from None
+        embedded = self.session.get_modelmeta().custom_metadata_map.get("pixelwise")
+        self.meta = read_metadata(self.path, embedded)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feed: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: feed})
+
+
+class OpenVinoBackend:
+    """OpenVINO compiled model (reads .xml IR or .onnx); metadata from the sidecar JSON."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, device: str = "CPU"):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise RuntimeModelError("openvino is not installed.", path=path,
+                                    fix="pip install openvino (or use the ONNX Runtime backend)") from None
+        self.path = Path(path)
+        if not self.path.exists():
+            raise RuntimeModelError(f"Model not found: {self.path}.", path=self.path,
+                                    fix="pass the .xml or .onnx file written by 'pixelwise export'")
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": _threads(threads)} if device == "CPU" else {}
+        model = core.read_model(str(self.path))
+        self.compiled = core.compile_model(model, device, config)
+        self.request = self.compiled.create_infer_request()
+        embedded = None
+        if self.path.suffix == ".onnx":
+            import onnx  # optional: only to read metadata_props when no sidecar exists
+
+            if not (self.path.parent / (self.path.name + ".json")).exists():
+                props = {p.key: p.value for p in onnx.load(str(self.path), load_external_data=False).metadata_props}
+                embedded = props.get("pixelwise")
+        self.meta = read_metadata(self.path, embedded)
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+
+    def run(self, feed: np.ndarray) -> list[np.ndarray]:
+        res = self.request.infer({0: feed})
+        return [np.asarray(res[o]) for o in self.compiled.outputs]
+
+
+def open_backend(path: str | Path, backend: str = "auto", threads: int | None = None) -> Backend:
+    """``auto``: .xml -> OpenVINO, anything else -> ONNX Runtime."""
+    path = Path(path)
+    if backend == "auto":
+        backend = "openvino" if path.suffix == ".xml" else "onnxruntime"
+    if backend in ("onnxruntime", "ort"):
+        return OrtBackend(path, threads)
+    if backend == "openvino":
+        return OpenVinoBackend(path, threads)
+    raise RuntimeModelError(f"Unknown backend '{backend}'.", fix="use auto, onnxruntime or openvino")

@@ -1,0 +1,59 @@
+"""mIoU of an exported model on a dataset split, through the runtime (so it checks the export,
+not the checkpoint). The confusion matrix is accumulated in numpy; the result is the same
+``SegMetrics`` the PyTorch evaluator returns, so both can be compared number for number."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixelwise.errors import LabelError
+
+
+def confusion_matrix(model: Any, data: Any, split: str = "val", flip: bool = False,
+                     max_images: int | None = None, progress: bool = False) -> tuple[np.ndarray, list[str]]:
+    """``cm[true, pred]`` over the split (whole images, ignore excluded), plus the class names."""
+    from pixelwise.data.io import read_image, read_label
+    from pixelwise.data.pairing import paired_samples
+    from pixelwise.data.spec import DatasetSpec
+    from pixelwise.runtime.batch import progress_bar
+
+    spec = data if isinstance(data, DatasetSpec) else (
+        DatasetSpec.from_dict(data) if isinstance(data, dict) else DatasetSpec.load(data))
+    if spec.num_classes != model.num_classes:
+        raise LabelError(f"Model {getattr(model, 'path', '')} predicts {model.num_classes} classes but "
+                         f"dataset {spec.source or spec.root} has {spec.num_classes}.",
+                         fix="evaluate on the dataset the model was exported for")
+    samples = paired_samples(spec.split(split))[:max_images]
+    n = spec.num_classes
+    cm = np.zeros((n, n), np.int64)
+    for s in progress_bar(samples, len(samples), "val", progress):
+        image, label = read_image(s.image), read_label(s.label)
+        if label.shape != image.shape[:2]:
+            raise LabelError(f"Label {s.label} does not match its image size.", path=s.label,
+                             fix="re-export the label at the image's size")
+        pred = model.predict(image, flip=flip).labels.astype(np.int64).ravel()
+        t = label.astype(np.int64).ravel()
+        keep = (t != spec.ignore_index) & (t >= 0) & (t < n)
+        cm += np.bincount(t[keep] * n + np.clip(pred[keep], 0, n - 1), minlength=n * n).reshape(n, n)
+    return cm, list(spec.names)
+
+
+def evaluate_onnx(path: str | Path, data: Any = None, split: str = "val", flip: bool = False,
+                  max_images: int | None = None, backend: str = "auto", progress: bool = False):
+    """``SegMetrics`` of an exported model (``.onnx`` or OpenVINO ``.xml``) on ``data``'s split.
+
+    ``data`` defaults to the dataset recorded in the export's metadata (when it was recorded).
+    The metrics class lives in ``pixelwise.engine.metrics`` (imported only here)."""
+    from pixelwise.engine.metrics import SegMetrics
+    from pixelwise.errors import DatasetError
+    from pixelwise.runtime.predictor import RuntimeSegmenter
+
+    model = RuntimeSegmenter.load(path, backend=backend)
+    if data is None:
+        data = model.meta.dataset
+        if not data:
+            raise DatasetError(f"{path} records no dataset.", path=path, fix="pass --data dataset.yaml")
+    cm, names = confusion_matrix(model, data, split, flip, max_images, progress)
+    return SegMetrics.from_confusion(cm, names)

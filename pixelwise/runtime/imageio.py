@@ -1,0 +1,86 @@
+"""Image decoding for the runtime (Pillow + numpy only), with errors that say what to do."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from pixelwise.errors import ImageReadError
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Huge aerial images are legitimate here; tiling bounds the memory, not Pillow's bomb guard.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        hi = float(arr.max()) or 1.0
+        return np.repeat((arr / hi * 255.0).clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """File -> HxWx3 uint8 RGB. ``.npy`` files are memory-mapped (for huge tiled inputs)."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        if not path.exists():
+            raise ImageReadError(f"Image not found: {path}.", path=path, fix="check the path")
+        arr = np.load(path, mmap_mode="r")
+        return ensure_rgb(arr, path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return _to_rgb(im)
+    except FileNotFoundError:
+        raise ImageReadError(f"Image not found: {path}.", path=path, fix="check the path") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"Cannot decode image {path} ({exc}).", path=path,
+                             fix="re-export or remove this file (it is corrupt or truncated)") from None
+
+
+def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
+    """Encoded bytes (PNG/JPEG/...) -> HxWx3 uint8 RGB; ImageReadError when not an image."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return _to_rgb(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(f"Cannot decode image {name} ({type(exc).__name__}: {exc}).", path=name,
+                             fix="send a valid PNG, JPEG, BMP, TIFF or WebP file") from None
+
+
+def ensure_rgb(image: np.ndarray, where: str | Path = "array") -> np.ndarray:
+    """Accept HxW grey, HxWx3 RGB or HxWx4 RGBA uint8; return an HxWx3 view where possible."""
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ImageReadError(f"Expected an HxWx3 RGB image, got shape {image.shape}.", path=str(where),
+                             fix="pass an RGB uint8 array or an image path")
+    if image.dtype != np.uint8:
+        raise ImageReadError(f"Expected uint8 pixels, got {image.dtype}.", path=str(where),
+                             fix="convert the image to 8-bit RGB")
+    return image[..., :3]
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of an HxWx3 uint8 image to (h, w)."""
+    h, w = size
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((w, h), Image.BILINEAR))
+
+
+def resize_scores(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of CxHxW float scores to CxhxW (one Pillow 'F' image per class)."""
+    h, w = size
+    if scores.shape[1:] == (h, w):
+        return scores
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(c, dtype=np.float32), mode="F")
+                                .resize((w, h), Image.BILINEAR)) for c in scores])

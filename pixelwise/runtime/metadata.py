@@ -1,0 +1,91 @@
+"""The metadata record that travels with every export (ONNX metadata_props and a sidecar JSON).
+
+It is what makes an exported file self-describing for a C++/JS/Python user: class names and
+colours, input normalisation, network stride, graph kind (raw logits or embedded pipeline).
+Torch-free on purpose: the runtime reads it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixelwise.errors import PixelwiseError
+
+FORMAT = "pixelwise-export/1"
+METADATA_KEY = "pixelwise"
+
+
+class RuntimeModelError(PixelwiseError):
+    """An exported model file is missing, unreadable or carries no pixelwise metadata."""
+
+
+@dataclass
+class ExportMetadata:
+    """Everything a runtime needs besides the graph itself."""
+
+    names: list[str]
+    colors: list[list[int]]
+    mean: list[float]
+    std: list[float]
+    stride: int
+    graph: str = "logits"  # "logits": float NCHW normalised in, NxCxHxW logits out
+    #                          "pipeline": uint8 HxWx3 in, labels HxW (+ probabilities CxHxW) out
+    ignore_index: int = 255
+    arch: str = ""
+    encoder: str = ""
+    fp16: bool = False
+    imgsz: list[int] | None = None  # pipeline graphs: fixed inference size inside the graph
+    input_name: str = "input"
+    output_names: list[str] = field(default_factory=lambda: ["logits"])
+    train_size: list[int] | None = None
+    version: str = ""
+    format: str = FORMAT
+    verification: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    dataset: dict[str, Any] | None = None  # the training dataset's description (for val)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str | Path = "") -> "ExportMetadata":
+        if raw.get("format") != FORMAT:
+            raise RuntimeModelError(f"{where} carries no pixelwise export metadata "
+                                    f"(format {raw.get('format')!r}).", path=where or None,
+                                    fix="export the model with 'pixelwise export', or keep its .json sidecar next to it")
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """``model.onnx`` -> ``model.onnx.json``: one sidecar per file, so exports never clash."""
+    p = Path(model_path)
+    return p.with_name(p.name + ".json")
+
+
+def write_sidecar(model_path: str | Path, meta: ExportMetadata) -> Path:
+    path = sidecar_path(model_path)
+    path.write_text(meta.to_json())
+    return path
+
+
+def read_metadata(model_path: str | Path, embedded: str | None = None) -> ExportMetadata:
+    """Embedded metadata wins; the sidecar JSON is the fallback (OpenVINO, TorchScript)."""
+    if embedded:
+        return ExportMetadata.from_dict(json.loads(embedded), model_path)
+    side = sidecar_path(model_path)
+    if side.exists():
+        try:
+            raw = json.loads(side.read_text())
+        except json.JSONDecodeError as exc:
+            raise RuntimeModelError(f"Sidecar {side} is not valid JSON ({exc}).", path=side,
+                                    fix="re-export the model with 'pixelwise export'") from None
+        return ExportMetadata.from_dict(raw, side)
+    raise RuntimeModelError(f"{model_path} has no pixelwise metadata and no sidecar {side.name}.",
+                            path=model_path, fix="export it with 'pixelwise export' (which writes both)")

@@ -1,0 +1,160 @@
+"""``RuntimeSegmenter``: the torch-free twin of ``pixelwise.Segmenter`` for exported models.
+
+    seg = RuntimeSegmenter.load("model.onnx")            # numpy + Pillow + onnxruntime only
+    pred = seg.predict("street.jpg", probabilities=True)  # same API and outputs as Segmenter
+    pred = seg.predict("aerial.npy", tile=512, overlap=64)  # huge images, bounded memory
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from pixelwise.runtime.backends import Backend, open_backend
+from pixelwise.runtime.imageio import ensure_rgb, read_image, resize_image, resize_scores
+from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError
+from pixelwise.runtime.tiling import tiled_labels
+from pixelwise.runtime.visualize import area_summary, colorize, overlay
+
+
+def softmax(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@dataclass
+class Prediction:
+    """Same fields as ``pixelwise.inference.Prediction``; ``confidence`` is max probability."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None = None
+    source: Path | None = None
+    confidence: np.ndarray | None = None
+
+    def class_areas(self, names: list[str]) -> dict[str, float]:
+        """Share of the image (0..1) given to each class."""
+        counts = np.bincount(self.labels.ravel(), minlength=len(names))[: len(names)]
+        return {n: float(c) / self.labels.size for n, c in zip(names, counts)}
+
+    def area_summary(self, names: list[str]) -> list[dict]:
+        return area_summary(self.labels, names)
+
+
+class RuntimeSegmenter:
+    """Predicts with an exported model; handles both logits graphs and embedded-pipeline graphs."""
+
+    def __init__(self, backend: Backend, path: Path | None = None):
+        self.backend = backend
+        self.meta: ExportMetadata = backend.meta
+        self.path = path
+        self.names = list(self.meta.names)
+        self.colors = [tuple(c) for c in self.meta.colors]
+        self.ignore_index = self.meta.ignore_index
+        self._mean = np.asarray(self.meta.mean, np.float32).reshape(1, 3, 1, 1) * 255.0
+        self._inv_std = 1.0 / (np.asarray(self.meta.std, np.float32).reshape(1, 3, 1, 1) * 255.0)
+
+    @classmethod
+    def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None) -> "RuntimeSegmenter":
+        return cls(open_backend(path, backend, threads), Path(path))
+
+    @property
+    def num_classes(self) -> int:
+        return self.meta.num_classes
+
+    @property
+    def is_pipeline(self) -> bool:
+        return self.meta.graph == "pipeline"
+
+    # ------------------------------------------------------------------ raw scores
+    def normalize(self, images: np.ndarray) -> np.ndarray:
+        """uint8 NxHxWx3 -> normalised float32 NCHW, as ``normalize_batch`` does in torch."""
+        x = images.transpose(0, 3, 1, 2).astype(np.float32)
+        return np.ascontiguousarray((x - self._mean) * self._inv_std)
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """NxCxHxW scores for a batch of same-size uint8 NxHxWx3 images: logits for logits graphs,
+        probabilities for pipeline graphs (their only float output)."""
+        if self.is_pipeline:
+            outs = []
+            for im in images:
+                res = self.backend.run(np.ascontiguousarray(im))
+                probs = [r for r in res if r.ndim == 3 and r.dtype.kind == "f"]
+                if not probs:
+                    raise RuntimeModelError(f"{self.path} is a pipeline export without probabilities.",
+                                            path=self.path, fix="re-export with --outputs labels,probabilities")
+                outs.append(probs[0].astype(np.float32, copy=False))
+            return np.stack(outs)
+        return self.backend.run(self.normalize(images))[0].astype(np.float32, copy=False)
+
+    def logits(self, image: np.ndarray, flip: bool = False,
+               scales: Sequence[float] | None = None) -> np.ndarray:
+        """1xCxHxW scores for one HxWx3 uint8 image with optional flip / multi-scale TTA
+        (scores are averaged at the image's own size)."""
+        image = ensure_rgb(np.asarray(image))
+        h, w = image.shape[:2]
+        total, n = None, 0
+        for s in (scales or (1.0,)):
+            im = image if s == 1.0 else resize_image(image, (max(1, round(h * s)), max(1, round(w * s))))
+            views = [im, im[:, ::-1]] if flip else [im]
+            for k, v in enumerate(views):
+                sc = self.scores(np.ascontiguousarray(v)[None])[0]
+                if k == 1:
+                    sc = sc[:, :, ::-1]
+                sc = resize_scores(np.ascontiguousarray(sc), (h, w))
+                total = sc if total is None else total + sc
+                n += 1
+        return (total / n)[None]
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, image: str | Path | np.ndarray, probabilities: bool = False, flip: bool = False,
+                scales: Sequence[float] | None = None, tile: int | None = None, overlap: int = 64,
+                confidence: bool = False, batch: int = 4) -> Prediction:
+        """Label map (and probabilities / confidence when asked) at the image's own size.
+
+        ``tile``: sliding-window mode with ``overlap`` and weighted blending (memory bounded by the
+        tile; probabilities are not kept in this mode, confidence is)."""
+        src = None
+        if not isinstance(image, np.ndarray):
+            src = Path(image)
+            image = read_image(src)
+        image = ensure_rgb(image, src or "array")
+        if tile:
+            if probabilities:
+                raise RuntimeModelError("probabilities=True is not available in tiled mode "
+                                        "(a full CxHxW map would defeat the memory bound).",
+                                        fix="use confidence=True, or whole-image mode (tile=None)")
+            conf = np.empty(image.shape[:2], np.float32) if confidence else None
+            fn = self._tta_fn(flip)
+            labels = tiled_labels(image, fn, self.num_classes, tile, overlap, batch, confidence_out=conf)
+            if self.is_pipeline and conf is not None:
+                conf = None  # scores were probabilities already; softmax of them is meaningless
+            return Prediction(labels, None, src, conf)
+        sc = self.logits(image, flip=flip, scales=scales)[0]
+        labels = sc.argmax(0).astype(np.uint8 if self.num_classes <= 256 else np.int32)
+        probs = None
+        if probabilities or confidence:
+            probs = sc if self.is_pipeline else softmax(sc, 0)
+        conf = probs.max(0) if confidence and probs is not None else None
+        return Prediction(labels, probs if probabilities else None, src, conf)
+
+    def _tta_fn(self, flip: bool):
+        if not flip:
+            return self.scores
+
+        def fn(tiles: np.ndarray) -> np.ndarray:
+            return (self.scores(tiles) + self.scores(np.ascontiguousarray(tiles[:, :, ::-1]))[..., ::-1]) / 2
+
+        return fn
+
+    def predict_many(self, sources: Iterable[str | Path], **kw) -> Iterator[Prediction]:
+        for s in sources:
+            yield self.predict(s, **kw)
+
+    # ------------------------------------------------------------------ drawing
+    def colorize(self, labels: np.ndarray) -> np.ndarray:
+        return colorize(labels, self.colors, self.ignore_index)
+
+    def overlay(self, image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        return overlay(image, labels, self.colors, alpha, self.ignore_index)

@@ -1,0 +1,54 @@
+"""Colour maps, overlays, per-class areas and RLE masks: numpy only (same look as pixelwise.inference)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def colorize(labels: np.ndarray, colors: list, ignore_index: int = 255) -> np.ndarray:
+    """HxW class ids -> HxWx3 uint8 RGB (ignored pixels black)."""
+    lut = np.zeros((max(256, len(colors) + 1, ignore_index + 1), 3), dtype=np.uint8)
+    if len(colors):
+        lut[: len(colors)] = np.asarray(colors, dtype=np.uint8)
+    if ignore_index >= 0:
+        lut[ignore_index] = 0
+    return lut[np.clip(labels, 0, len(lut) - 1)]
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, colors: list, alpha: float = 0.5,
+            ignore_index: int = 255) -> np.ndarray:
+    """Blend the colour map over the image; ignored pixels keep the image."""
+    color = colorize(labels, colors, ignore_index).astype(np.float32)
+    out = image.astype(np.float32).copy()
+    mask = labels != ignore_index
+    out[mask] = (1 - alpha) * out[mask] + alpha * color[mask]
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def area_summary(labels: np.ndarray, names: list[str]) -> list[dict]:
+    """Per class: pixel count and share of the image; classes with no pixel are included (0)."""
+    counts = np.bincount(labels.ravel().astype(np.int64), minlength=len(names))[: len(names)]
+    total = max(labels.size, 1)
+    return [{"id": i, "name": n, "pixels": int(c), "fraction": float(c) / total}
+            for i, (n, c) in enumerate(zip(names, counts))]
+
+
+def rle_encode(mask: np.ndarray) -> dict:
+    """COCO-style uncompressed RLE (column-major, starts with the count of zeros)."""
+    flat = np.asarray(mask, dtype=np.uint8).ravel(order="F")
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0] == 1:
+        counts = [0] + counts
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts}
+
+
+def rle_decode(rle: dict) -> np.ndarray:
+    h, w = rle["size"]
+    flat = np.zeros(h * w, dtype=np.uint8)
+    pos, val = 0, 0
+    for c in rle["counts"]:
+        flat[pos:pos + c] = val
+        pos += c
+        val = 1 - val
+    return flat.reshape((h, w), order="F")

@@ -1,0 +1,109 @@
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelwise.data.dataset import SegmentationDataset
+from pixelwise.data.io import read_image, read_label
+from pixelwise.data.pairing import paired_samples
+from pixelwise.data.spec import DatasetSpec
+from pixelwise.errors import DatasetError, ImageReadError, LabelError
+
+
+def _first(folder: Path) -> Path:
+    return sorted(folder.iterdir())[0]
+
+
+def test_missing_image_folder(tiny_dataset: Path):
+    shutil.rmtree(tiny_dataset.parent / "train" / "images")
+    with pytest.raises(DatasetError, match="not found") as err:
+        SegmentationDataset(DatasetSpec.load(tiny_dataset), "train")
+    assert "train/images" in str(err.value)
+
+
+def test_empty_image_folder(tiny_dataset: Path):
+    for p in (tiny_dataset.parent / "val" / "images").iterdir():
+        p.unlink()
+    with pytest.raises(DatasetError, match="empty"):
+        SegmentationDataset(DatasetSpec.load(tiny_dataset), "val")
+
+
+def test_images_without_labels_and_labels_without_images(tiny_dataset: Path):
+    root = tiny_dataset.parent / "train"
+    lab = _first(root / "labels")
+    lab.rename(root / "labels" / "orphan_label.png")
+    with pytest.raises(DatasetError) as err:
+        paired_samples(DatasetSpec.load(tiny_dataset).split("train"))
+    msg = str(err.value)
+    assert "1 image(s) without a label" in msg and lab.stem in msg
+    assert "1 label(s) without an image" in msg and "orphan_label.png" in msg
+
+
+def test_suffix_pairing_drive_style(tmp_path: Path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / "21_training.tif")
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(tmp_path / "labels" / "21_manual1.gif")
+    spec = DatasetSpec.from_dict({"train": {"images": "images", "labels": "labels",
+                                            "image_suffix": "_training", "label_suffix": "_manual1"},
+                                  "names": ["bg", "vessel"]}, base=tmp_path)
+    ds = SegmentationDataset(spec, "train")
+    image, label = ds.load(0)
+    assert image.shape == (8, 8, 3) and label.max() == 1
+
+
+def test_truncated_image_names_the_file(tiny_dataset: Path):
+    img = _first(tiny_dataset.parent / "train" / "images")
+    data = img.read_bytes()
+    img.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match=img.name):
+        read_image(img)
+
+
+def test_corrupt_image_names_the_file(tmp_path: Path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(ImageReadError, match="bad.jpg") as err:
+        read_image(bad)
+    assert "Fix:" in str(err.value)
+
+
+def test_rgb_label_is_refused(tmp_path: Path):
+    p = tmp_path / "rgb.png"
+    arr = np.zeros((4, 4, 3), np.uint8)
+    arr[0, 0] = (128, 64, 128)
+    Image.fromarray(arr).save(p)
+    with pytest.raises(LabelError, match="RGB colour image"):
+        read_label(p)
+
+
+def test_grey_saved_as_rgb_and_palette_png_are_read_as_ids(tmp_path: Path):
+    ids = np.array([[0, 1], [2, 255]], np.uint8)
+    Image.fromarray(np.repeat(ids[..., None], 3, 2)).save(tmp_path / "g.png")
+    assert np.array_equal(read_label(tmp_path / "g.png"), ids)
+    pal = Image.fromarray(ids, mode="L").convert("P")
+    pal.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+    pal.save(tmp_path / "p.png")
+    assert np.array_equal(read_label(tmp_path / "p.png"), ids)
+
+
+def test_label_size_mismatch(tiny_dataset: Path):
+    lab = _first(tiny_dataset.parent / "train" / "labels")
+    Image.open(lab).resize((50, 40), Image.NEAREST).save(lab)
+    ds = SegmentationDataset(DatasetSpec.load(tiny_dataset), "train")
+    with pytest.raises(LabelError, match="50x40") as err:
+        ds[0]
+    assert lab.name in str(err.value)
+
+
+def test_unknown_label_values(tiny_dataset: Path):
+    lab = _first(tiny_dataset.parent / "train" / "labels")
+    arr = np.array(Image.open(lab))
+    arr[0, :3] = 42
+    Image.fromarray(arr).save(lab)
+    ds = SegmentationDataset(DatasetSpec.load(tiny_dataset), "train")
+    with pytest.raises(LabelError, match="42") as err:
+        ds[0]
+    assert lab.name in str(err.value) and "ignore value 11" in str(err.value)

@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pixelwise.data.spec import DatasetSpec
+from pixelwise.errors import ConfigError, DatasetError
+from tests.conftest import CAMVID, needs_camvid
+
+
+@needs_camvid
+def test_camvid_description_loads():
+    spec = DatasetSpec.load(CAMVID / "dataset.yaml")
+    assert spec.num_classes == 11 and spec.ignore_index == 11
+    assert spec.names[2] == "Pole" and spec.colors[3] == (128, 64, 128)
+    assert spec.split("train").images == CAMVID / "train" / "images"
+    assert spec.split("val").labels == CAMVID / "val" / "labels"
+
+
+def test_folder_path_uses_dataset_yaml(tiny_dataset: Path):
+    assert DatasetSpec.load(tiny_dataset.parent).num_classes == 11
+
+
+def test_explicit_split_folders_and_default_colours(tmp_path: Path):
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(
+        {"path": "x", "train": {"images": "img/tr", "labels": "ann/tr"}, "names": ["bg", "fg"]}))
+    spec = DatasetSpec.load(tmp_path / "d.yaml")
+    assert spec.split("train").images == tmp_path / "x" / "img" / "tr"
+    assert len(spec.colors) == 2 and spec.colors[0] != spec.colors[1]
+    assert spec.ignore_index == 255
+
+
+def test_missing_description_names_the_file(tmp_path: Path):
+    with pytest.raises(DatasetError, match="nope.yaml"):
+        DatasetSpec.load(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"train": "t", "names": ["a", "b"], "ignore_index": 1}, "ignore_index 1"),
+    ({"train": "t"}, "names"),
+    ({"names": ["a"]}, "no split"),
+    ({"train": "t", "names": {0: "a", 2: "b"}}, "without gaps"),
+    ({"train": "t", "names": ["a", "b"], "colors": [[1, 2, 3]]}, "1 colours for 2 classes"),
+])
+def test_bad_descriptions_are_explained(tmp_path: Path, raw, match):
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=match) as err:
+        DatasetSpec.load(tmp_path / "d.yaml")
+    assert "Fix:" in str(err.value) and "d.yaml" in str(err.value)
+
+
+def test_missing_split_is_explained(tiny_dataset: Path):
+    with pytest.raises(DatasetError, match="no 'test' split"):
+        DatasetSpec.load(tiny_dataset).split("test")

@@ -1,0 +1,124 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixelwise.engine.checkpoint import load_checkpoint
+from pixelwise.engine.trainer import train
+from pixelwise.errors import CheckpointError, ResumeError
+
+TINY = dict(batch_size=2, augment={"crop": (64, 96), "scale_range": (0.75, 1.25)}, workers=0,
+            progress=False, model={"freeze_stages": 1, "pretrained": None})
+
+
+def test_run_folder_has_everything(tiny_run):
+    d = tiny_run.run_dir
+    for name in ("config.yaml", "results.csv", "results.png", "best.pt", "last.pt", "class_counts.json"):
+        assert (d / name).exists(), name
+    rows = list(csv.DictReader(open(d / "results.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(r["val_mIoU"] for r in rows)
+    last = load_checkpoint(d / "last.pt")
+    assert last["finished"] and last["iteration"] == tiny_run.iterations == 6
+    assert last["config"]["epochs"] == 2
+    best = load_checkpoint(d / "best.pt")
+    assert "optimizer" not in best and best["model_spec"]["arch"] == "fpn"
+
+
+def test_config_reproduces_the_run(tiny_run):
+    from pixelwise.config import TrainConfig
+
+    cfg = TrainConfig.load(tiny_run.run_dir / "config.yaml")
+    assert cfg.batch_size == 2 and cfg.augment.crop == (64, 96) and cfg.model.freeze_stages == 1
+
+
+def _weights(path: Path) -> dict:
+    return load_checkpoint(path)["model"]
+
+
+def test_resume_continues_exactly(tiny_dataset: Path, tmp_path: Path):
+    """Stopped mid-epoch and resumed == never stopped (same weights, bit for bit)."""
+    full = train(tiny_dataset, epochs=2, project=str(tmp_path), name="full", seed=3, **TINY)
+    part = train(tiny_dataset, epochs=2, project=str(tmp_path), name="part", seed=3, stop_after=4, **TINY)
+    assert part.iterations == 4  # epoch 2 (3 iterations each) was interrupted after its first batch
+    resumed = train(resume=part.run_dir, progress=False)
+    assert resumed.iterations == full.iterations == 6
+    a, b = _weights(full.last), _weights(resumed.last)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = list(csv.DictReader(open(resumed.run_dir / "results.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+
+
+def test_resume_with_nothing_to_resume(tmp_path: Path):
+    with pytest.raises(ResumeError, match="Nothing to resume"):
+        train(resume=tmp_path / "no_run")
+
+
+def test_resume_of_a_finished_run_is_refused(tiny_run):
+    with pytest.raises(ResumeError, match="already finished"):
+        train(resume=tiny_run.run_dir)
+
+
+def test_checkpoint_for_another_model_or_class_count(tiny_run, tmp_path: Path):
+    from pixelwise.engine.checkpoint import load_model_weights
+    from pixelwise.models import create_model
+
+    ckpt = load_checkpoint(tiny_run.best)
+    with pytest.raises(CheckpointError, match="num_classes=11"):
+        load_model_weights(create_model("fpn", "efficientnet_lite0", 5), ckpt, tiny_run.best)
+    with pytest.raises(CheckpointError, match="arch='fpn'"):
+        load_model_weights(create_model("unet", "efficientnet_lite0", 11), ckpt, tiny_run.best)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint(junk)
+
+
+def test_sigkill_mid_epoch_then_resume(tiny_dataset: Path, tmp_path: Path):
+    """A real training process killed with SIGKILL leaves a loadable last.pt and resumes."""
+    script = (
+        "import sys; from pixelwise.engine.trainer import train; "
+        f"train({str(tiny_dataset)!r}, epochs=40, batch_size=2, project={str(tmp_path)!r}, name='k', "
+        "augment={'crop': (64, 96)}, workers=0, progress=False, checkpoint_interval=0, "
+        "model={'freeze_stages': 1, 'pretrained': None}, val_interval=100)"
+    )
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    last = tmp_path / "k" / "last.pt"
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if last.exists():
+                try:
+                    state = load_checkpoint(last)
+                except CheckpointError:
+                    state = None  # cannot happen with atomic writes; checked below
+                    raise
+                if state["iteration"] >= 4 and state["batch_in_epoch"] > 0:
+                    break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    state = load_checkpoint(last)  # never half-written
+    killed_at = state["iteration"]
+    assert killed_at >= 4
+    res = train(resume=tmp_path / "k", stop_after=killed_at + 2, progress=False)
+    assert res.iterations == killed_at + 2
+    assert not list((tmp_path / "k").glob(".*.tmp"))  # a write cut by the kill is cleaned up
+
+
+def test_cli_resume_with_nothing_prints_one_line(tmp_path: Path):
+    proc = subprocess.run([sys.executable, "-m", "pixelwise.cli", "train", "--resume", str(tmp_path / "x")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Nothing to resume" in lines[0] and "Traceback" not in proc.stderr
