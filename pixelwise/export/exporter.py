@@ -1,0 +1,238 @@
+"""``export()``: checkpoint -> ONNX / OpenVINO / TorchScript file, verified, with metadata."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from pixelwise import __version__
+from pixelwise.export import ExportError
+from pixelwise.export.verify import VerifyReport, verify
+from pixelwise.runtime.metadata import ExportMetadata, write_sidecar
+
+FORMATS = ("onnx", "openvino", "torchscript")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sidecar: Path
+    format: str
+    report: VerifyReport | None
+    metadata: ExportMetadata
+    seconds: float
+
+
+def default_output(checkpoint: Path, fmt: str, pipeline: bool, fp16: bool) -> Path:
+    stem = checkpoint.stem + ("_pipeline" if pipeline else "") + ("_fp16" if fp16 else "")
+    if fmt == "onnx":
+        return checkpoint.with_name(stem + ".onnx")
+    if fmt == "torchscript":
+        return checkpoint.with_name(stem + ".torchscript")
+    return checkpoint.parent / f"{stem}_openvino" / f"{stem}.xml"
+
+
+def _load(model: Any):
+    from pixelwise.inference.predictor import Segmenter
+
+    seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device="cpu")
+    return seg
+
+
+def _metadata(seg, pipeline: bool, fp16: bool, imgsz, outputs, input_name, output_names) -> ExportMetadata:
+    m = seg.model
+    n = m.num_classes
+    colors = [list(c) for c in seg.colors] or [[(37 * i) % 256, (91 * i) % 256, (157 * i) % 256] for i in range(n)]
+    ds = getattr(seg, "_dataset", None) or None
+    return ExportMetadata(names=list(seg.names), colors=colors, mean=list(m.mean), std=list(m.std),
+                          stride=int(m.stride), graph="pipeline" if pipeline else "logits",
+                          ignore_index=int(seg.ignore_index), arch=m.spec.get("arch", ""),
+                          encoder=m.spec.get("encoder", ""), fp16=fp16,
+                          imgsz=list(imgsz) if imgsz else None, input_name=input_name,
+                          output_names=list(output_names), version=__version__,
+                          source=str(seg.checkpoint or ""), dataset=ds)
+
+
+def _reference(model: torch.nn.Module, imgsz) -> Any:
+    """PyTorch eager logits (CxHxW) for a uint8 image: the checkpoint's own forward."""
+    from pixelwise.engine.evaluator import normalize_batch
+    import torch.nn.functional as F
+
+    def ref(image: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+        h, w = x.shape[-2:]
+        with torch.no_grad():
+            if imgsz:
+                x = F.interpolate(x.float(), size=tuple(imgsz), mode="bilinear", align_corners=False)
+            x = normalize_batch(x, model.mean, model.std, torch.device("cpu"))
+            y = model(x)
+            if imgsz:
+                y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+        return y[0].numpy()
+
+    return ref
+
+
+def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs):
+    from pixelwise.export.graph import LogitsGraph, PipelineGraph
+
+    model = copy.deepcopy(seg.model).float().eval().to(memory_format=torch.contiguous_format)
+    if pipeline:
+        return PipelineGraph(model, seg.model.mean, seg.model.std, imgsz, outputs, fp16).eval()
+    return LogitsGraph(model, fp16).eval()
+
+
+def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic_batch: bool) -> tuple[str, list[str]]:
+    import warnings
+
+    s = graph.stride if not pipeline else graph.core.stride
+    h, w = 2 * s + 6, 3 * s + 10  # not a multiple of the stride: the padding path is traced
+    if pipeline:
+        dummy = torch.zeros(h, w, 3, dtype=torch.uint8)
+        in_name, out_names = "image", list(outputs)
+        axes = {"image": {0: "height", 1: "width"}}
+        if "labels" in outputs:
+            axes["labels"] = {0: "height", 1: "width"}
+        if "probabilities" in outputs:
+            axes["probabilities"] = {1: "height", 2: "width"}
+    else:
+        dummy = torch.zeros(1, 3, h, w)
+        in_name, out_names = "input", ["logits"]
+        axes = {"input": {2: "height", 3: "width"}, "logits": {2: "height", 3: "width"}}
+        if dynamic_batch:
+            axes["input"][0] = axes["logits"][0] = "batch"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The TorchScript-based exporter: seconds instead of tens of seconds, and it keeps the shape
+        # arithmetic of the stride padding symbolic. It mutates the traced module, hence the copy.
+        torch.onnx.export(copy.deepcopy(graph), (dummy,), str(path), dynamo=False, opset_version=opset,
+                          input_names=[in_name], output_names=out_names, dynamic_axes=axes,
+                          do_constant_folding=True)
+    return in_name, out_names
+
+
+def _embed_onnx_metadata(path: Path, meta: ExportMetadata) -> None:
+    import onnx
+
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    for k, v in {"pixelwise": meta.to_json(), "names": ",".join(meta.names),
+                 "stride": str(meta.stride), "version": meta.version}.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    m.doc_string = "pixelwise semantic segmentation export; metadata key 'pixelwise' holds the JSON record"
+    onnx.save(m, str(path))
+
+
+def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, fp16: bool = False,
+           pipeline: bool = False, imgsz: Sequence[int] | None = None,
+           outputs: Sequence[str] = ("labels", "probabilities"), images: Any = None, opset: int = 17,
+           dynamic_batch: bool = True, verify_images: int = 4, min_agreement: float = 0.999,
+           check: bool = True) -> ExportResult:
+    """Export ``model`` (checkpoint path or Segmenter) and verify it against PyTorch on real images.
+
+    ``pipeline``: uint8 HxWx3 in, labels/probabilities out (``outputs``), normalisation inside;
+    ``imgsz`` (h, w) adds a fixed-size resize inside the pipeline graph.
+    """
+    from pixelwise.export.sources import verification_images
+    from pixelwise.runtime.metadata import sidecar_path
+
+    t0 = time.time()
+    fmt = format.lower()
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format '{format}'.", fix=f"use one of: {', '.join(FORMATS)}")
+    outputs = tuple(outputs)
+    if pipeline and (not outputs or set(outputs) - {"labels", "probabilities"}):
+        raise ExportError(f"Unknown pipeline outputs {outputs}.", fix="use labels, probabilities or both")
+    if imgsz and not pipeline:
+        raise ExportError("--imgsz only applies to --pipeline exports.", fix="add --pipeline or drop --imgsz")
+    seg = _load(model)
+    src = Path(seg.checkpoint) if seg.checkpoint else Path("model.pt")
+    path = Path(out) if out else default_output(src, fmt, pipeline, fp16)
+    if fmt == "openvino" and path.suffix != ".xml":
+        path = path / f"{src.stem}.xml"
+    ims, files = verification_images(images, getattr(seg, "_dataset", None), verify_images) if check else ([], [])
+    if check and not ims:
+        raise ExportError(f"No real image to verify the export of {src} on (the training dataset is not "
+                          "on this machine).", path=src, fix="pass --images FOLDER_OF_IMAGES (or --no-verify)")
+    graph = _graph(seg, pipeline, fp16, imgsz, outputs)
+    if pipeline and "probabilities" not in outputs:
+        # Verification compares probabilities; export them for the check, then the requested file.
+        pass
+    in_name, out_names = "input", ["logits"]
+    if fmt in ("onnx", "openvino"):
+        onnx_path = path if fmt == "onnx" else path.with_suffix(".onnx")
+        in_name, out_names = _export_onnx(graph, onnx_path, pipeline, outputs, opset, dynamic_batch)
+        meta = _metadata(seg, pipeline, fp16, imgsz, outputs, in_name, out_names)
+        _embed_onnx_metadata(onnx_path, meta)
+        if fmt == "openvino":
+            from pixelwise.export.openvino import onnx_to_openvino
+
+            onnx_to_openvino(onnx_path, path, fp16)
+            onnx_path.unlink()
+    else:
+        from pixelwise.export.torchscript import export_torchscript
+
+        meta = _metadata(seg, pipeline, fp16, imgsz, outputs, "image" if pipeline else "input",
+                         list(outputs) if pipeline else ["logits"])
+        export_torchscript(graph, path, meta, pipeline)
+    side = write_sidecar(path, meta)
+    report = None
+    if check:
+        try:
+            report = _verify(path, fmt, meta, seg, ims, files, min_agreement, pipeline, outputs, imgsz)
+        except ExportError:
+            for p in (path, side, path.with_suffix(".bin")):
+                if p.exists() and p.is_file():
+                    p.unlink()
+            raise
+        meta.verification = report.to_dict()
+        write_sidecar(path, meta)
+        if fmt == "onnx":
+            _embed_onnx_metadata(path, meta)
+    return ExportResult(path, sidecar_path(path), fmt, report, meta, time.time() - t0)
+
+
+def _verify(path: Path, fmt: str, meta: ExportMetadata, seg, ims, files, min_agreement: float,
+            pipeline: bool, outputs, imgsz) -> VerifyReport:
+    ref = _reference(seg.model.float().eval(), imgsz)
+    if fmt == "torchscript":
+        from pixelwise.export.torchscript import torchscript_scores
+
+        run = torchscript_scores(path, meta)
+    else:
+        from pixelwise.runtime.predictor import RuntimeSegmenter
+
+        if pipeline and "probabilities" not in outputs:
+            return _verify_labels_only(path, ref, ims, files, min_agreement)
+        rt = RuntimeSegmenter.load(path, backend="openvino" if fmt == "openvino" else "onnxruntime")
+
+        def run(image: np.ndarray) -> np.ndarray:
+            return rt.scores(image[None])[0]
+    return verify(ims, run, ref, exported_is_prob=pipeline, files=files, min_agreement=min_agreement,
+                  what=f"{fmt} export {path.name}")
+
+
+def _verify_labels_only(path: Path, ref, ims, files, min_agreement: float) -> VerifyReport:
+    """Pipeline exports with only a label output: compare labels (no score difference)."""
+    from pixelwise.runtime.backends import OrtBackend
+
+    be = OrtBackend(path)
+    agree = total = 0
+    for im in ims:
+        lab = be.run(np.ascontiguousarray(im))[0]
+        r = ref(im).argmax(0)
+        agree += int((lab == r).sum())
+        total += r.size
+    rep = VerifyReport(len(ims), total, agree / total, float("nan"), "labels",
+                       [list(i.shape[:2]) for i in ims], [str(f) for f in files])
+    if rep.agreement < min_agreement:
+        raise ExportError(f"The export {path.name} does not reproduce PyTorch: {rep.line()}.", path=path,
+                          fix="export in fp32 (drop --fp16) or report the model")
+    return rep

@@ -1,0 +1,41 @@
+"""TorchScript export (traced; dynamic H/W/batch via the branch-free graph) and its scorer."""
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pixelwise.runtime.metadata import ExportMetadata
+
+
+def export_torchscript(graph: torch.nn.Module, path: Path, meta: ExportMetadata, pipeline: bool) -> Path:
+    s = graph.core.stride if pipeline else graph.stride
+    h, w = 2 * s + 6, 3 * s + 10
+    dummy = torch.zeros(h, w, 3, dtype=torch.uint8) if pipeline else torch.zeros(1, 3, h, w)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(copy.deepcopy(graph), (dummy,), check_trace=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(traced, str(path), _extra_files={"pixelwise.json": meta.to_json()})
+    return path
+
+
+def torchscript_scores(path: Path, meta: ExportMetadata) -> Callable[[np.ndarray], np.ndarray]:
+    """uint8 image -> CxHxW scores (logits, or probabilities for pipeline graphs)."""
+    module = torch.jit.load(str(path), map_location="cpu").eval()
+    mean = torch.tensor(meta.mean).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(meta.std).view(1, 3, 1, 1) * 255.0
+
+    def run(image: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            if meta.graph == "pipeline":
+                out = module(torch.from_numpy(np.ascontiguousarray(image)))
+                return [o for o in (out if isinstance(out, tuple) else (out,)) if o.dtype.is_floating_point][0].numpy()
+            x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float()
+            return module((x - mean) / std)[0].numpy()
+
+    return run
