@@ -1,0 +1,44 @@
+"""``pixelwise export MODEL --format onnx|openvino|torchscript``: parse, then call ``export()``."""
+from __future__ import annotations
+
+import argparse
+
+
+def _imgsz(text: str) -> tuple[int, int]:
+    parts = [int(p) for p in text.replace("x", ",").split(",") if p]
+    if len(parts) == 1:
+        return parts[0], parts[0]
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError("use H,W (e.g. 384,480) or one number")
+    return parts[0], parts[1]
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from pixelwise.export import export
+
+    res = export(a.model, a.format, a.out, fp16=a.fp16, pipeline=a.pipeline, imgsz=a.imgsz,
+                 outputs=tuple(o.strip() for o in a.outputs.split(",") if o.strip()), images=a.images,
+                 opset=a.opset, check=not a.no_verify, min_agreement=a.min_agreement / 100.0)
+    print(f"exported: {res.path} ({res.format}, {res.metadata.graph} graph{', fp16' if res.metadata.fp16 else ''}) "
+          f"in {res.seconds:.1f}s")
+    print(f"metadata: {res.sidecar}")
+    if res.report:
+        print(res.report.line())
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("export", help="export a checkpoint to ONNX / OpenVINO / TorchScript (verified)")
+    e.add_argument("model", help="checkpoint (.pt)")
+    e.add_argument("--format", default="onnx", choices=["onnx", "openvino", "torchscript"])
+    e.add_argument("--out", help="output file (default: next to the checkpoint)")
+    e.add_argument("--fp16", action="store_true", help="half-precision weights and compute")
+    e.add_argument("--pipeline", action="store_true",
+                   help="embed pre/post-processing: uint8 HxWx3 image in, labels/probabilities out")
+    e.add_argument("--imgsz", type=_imgsz, help="with --pipeline: resize to H,W inside the graph")
+    e.add_argument("--outputs", default="labels,probabilities", help="with --pipeline: labels, probabilities or both")
+    e.add_argument("--images", help="real images to verify on (default: the training dataset's val images)")
+    e.add_argument("--opset", type=int, default=17)
+    e.add_argument("--min-agreement", type=float, default=99.9, help="required pixel agreement in %% (default 99.9)")
+    e.add_argument("--no-verify", action="store_true", help="skip the check against PyTorch (not advised)")
+    e.set_defaults(func=cmd_export)

@@ -1,0 +1,113 @@
+"""The FastAPI application: ``POST /v1/segment``, ``GET /v1/models``, ``GET /health``, ``/docs``.
+
+Inference runs in a bounded worker pool (threads; ONNX Runtime releases the GIL), so slow
+requests queue instead of piling up, and the event loop keeps answering health checks.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from pixelwise.errors import ImageReadError
+from pixelwise.runtime.imageio import decode_image, encode_png
+from pixelwise.runtime.visualize import area_summary, rle_encode
+from pixelwise.serve.limits import BodySizeLimit
+from pixelwise.serve.models import describe
+
+ACCEPTED_TYPES = ("image/", "application/octet-stream")
+
+
+def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_bytes: int = 20 * 2**20,
+               workers: int = 2, paths: dict[str, Path] | None = None, max_pixels: int = 64 * 2**20) -> Any:
+    """``models``: name -> object with the Segmenter API (first one is the default)."""
+    from pixelwise import __version__
+
+    app = FastAPI(title="pixelwise", version=__version__,
+                  description="Semantic segmentation: upload an image, get a label map, an overlay or "
+                              "per-class areas with RLE masks.")
+    limiter = anyio.CapacityLimiter(max(1, workers))
+    default = next(iter(models)) if models else None
+    paths = paths or {}
+    stats = {"requests": 0, "errors": 0, "started": time.time()}
+
+    def check_key(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("x-api-key") or ""
+        auth = request.headers.get("authorization") or ""
+        if auth.lower().startswith("bearer "):
+            given = given or auth[7:]
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(401, "Missing or wrong API key. Fix: send it as 'X-API-Key: KEY' "
+                                     "or 'Authorization: Bearer KEY'.")
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "models": list(models), "uptime_s": round(time.time() - stats["started"], 1),
+                "requests": stats["requests"], "errors": stats["errors"]}
+
+    @app.get("/v1/models", dependencies=[Depends(check_key)])
+    def list_models() -> dict:
+        return {"default": default, "models": [describe(n, m, paths.get(n)) for n, m in models.items()]}
+
+    @app.post("/v1/segment", dependencies=[Depends(check_key)],
+              responses={200: {"content": {"image/png": {}, "application/json": {}}}})
+    async def segment(file: UploadFile = File(..., description="image file (PNG, JPEG, ...)"),
+                      model: str | None = Query(None, description="model name (GET /v1/models)"),
+                      output: str = Query("labels", pattern="^(labels|overlay|color|json)$",
+                                          description="labels: PNG of class ids; overlay/color: RGB PNG; "
+                                                      "json: class areas + RLE masks"),
+                      flip: bool = Query(False, description="flip test-time augmentation"),
+                      masks: bool = Query(True, description="json output: include RLE masks")) -> Response:
+        stats["requests"] += 1
+        name = model or default
+        if name not in models:
+            stats["errors"] += 1
+            raise HTTPException(404, f"Unknown model '{name}'. Fix: use one of {list(models)} (GET /v1/models).")
+        ctype = (file.content_type or "").lower()
+        if ctype and not ctype.startswith(ACCEPTED_TYPES):
+            stats["errors"] += 1
+            raise HTTPException(415, f"Unsupported media type '{ctype}' for {file.filename}. "
+                                     "Fix: upload an image (PNG, JPEG, BMP, TIFF, WebP).")
+        data = await file.read()
+        try:
+            image = decode_image(data, file.filename or "upload")
+        except ImageReadError as exc:
+            stats["errors"] += 1
+            raise HTTPException(400, str(exc)) from None
+        if image.shape[0] * image.shape[1] > max_pixels:
+            stats["errors"] += 1
+            raise HTTPException(413, f"Image of {image.shape[1]}x{image.shape[0]} pixels is above the "
+                                     f"server limit of {max_pixels} pixels. Fix: downscale it.")
+        seg = models[name]
+        pred = await anyio.to_thread.run_sync(lambda: seg.predict(image, flip=flip), limiter=limiter)
+        labels = pred.labels
+        headers = {"X-Model": name, "X-Image-Size": f"{image.shape[1]}x{image.shape[0]}"}
+        if output == "labels":
+            return Response(encode_png(labels.astype(np.uint8)), media_type="image/png", headers=headers)
+        if output == "color":
+            return Response(encode_png(seg.colorize(labels)), media_type="image/png", headers=headers)
+        if output == "overlay":
+            return Response(encode_png(seg.overlay(image, labels)), media_type="image/png", headers=headers)
+        areas = area_summary(labels, list(seg.names))
+        body: dict[str, Any] = {"model": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
+                                "classes": areas}
+        if masks:
+            body["masks"] = {a["name"]: rle_encode(labels == a["id"]) for a in areas if a["pixels"]}
+            body["rle"] = "COCO uncompressed RLE, column-major, counts start with background"
+        return JSONResponse(body, headers=headers)
+
+    app.add_middleware(BodySizeLimit, limit=max_upload_bytes)
+    return app
+
+
+def openapi_json(app: Any) -> str:
+    return json.dumps(app.openapi())

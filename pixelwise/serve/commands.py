@@ -1,0 +1,26 @@
+"""``pixelwise serve MODEL [MODEL...]``: parse, then call ``serve()``."""
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from pixelwise.serve.server import serve
+
+    serve(a.models, host=a.host, port=a.port, api_key=a.api_key, max_upload_mb=a.max_upload_mb,
+          workers=a.workers, threads=a.threads, backend=a.backend, log_level=a.log_level)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("serve", help="REST server: POST /v1/segment, GET /v1/models, GET /health, /docs")
+    s.add_argument("models", nargs="+", help="exported .onnx/.xml or .pt checkpoint; NAME=PATH to name it")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (non-loopback requires --api-key)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", help="require this key (X-API-Key header); or set PIXELWISE_API_KEY")
+    s.add_argument("--max-upload-mb", type=float, default=20.0)
+    s.add_argument("--workers", type=int, default=2, help="concurrent inferences (worker pool size)")
+    s.add_argument("--threads", type=int, help="threads per inference (ONNX Runtime intra-op)")
+    s.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "openvino"])
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(func=cmd_serve)
