@@ -1,0 +1,142 @@
+"""ONNX / OpenVINO / TorchScript export: real files, real images, verified against PyTorch."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+
+from pixelwise.export import ExportError, export
+from pixelwise.inference.predictor import Segmenter
+from pixelwise.models.registry import create_model, list_models
+from pixelwise.runtime import RuntimeSegmenter
+from pixelwise.runtime.imageio import read_image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _val_images(tiny_run) -> list[Path]:
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    return sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_every_architecture_exports_with_dynamic_shapes(arch, tiny_run, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(arch, "test_efficientnet", 5)
+    seg = Segmenter(model, [f"c{i}" for i in range(5)], [], 255, "cpu")
+    images = _val_images(tiny_run)
+    res = export(seg, "onnx", tmp_path / f"{arch}.onnx", images=images)
+    assert res.report.agreement >= 0.999 and res.report.images == len(images[:4])
+    sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    dims = sess.get_inputs()[0].shape
+    assert isinstance(dims[0], str) and isinstance(dims[2], str) and isinstance(dims[3], str)
+    rng = np.random.default_rng(0)
+    for shape in [(1, 3, 64, 96), (2, 3, 45, 77), (1, 3, 33, 130)]:  # batch, odd sizes, not /32
+        x = rng.standard_normal(shape).astype(np.float32)
+        with torch.no_grad():
+            ref = model.eval()(torch.from_numpy(x)).numpy()
+        got = sess.run(None, {"input": x})[0]
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() < 1e-3
+        assert (got.argmax(1) == ref.argmax(1)).mean() > 0.999
+
+
+def test_checkpoint_export_carries_metadata_and_sidecar(onnx_model, tiny_run):
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    props = {p.key: p.value for p in onnx.load(str(onnx_model)).metadata_props}
+    meta = json.loads(props["pixelwise"])
+    side = json.loads(Path(str(onnx_model) + ".json").read_text())
+    assert meta == side
+    assert meta["names"] == seg.names and meta["colors"] == [list(c) for c in seg.colors]
+    assert meta["mean"] == list(seg.model.mean) and meta["std"] == list(seg.model.std)
+    assert meta["stride"] == seg.model.stride and meta["version"]
+    v = meta["verification"]
+    assert v["agreement"] >= 0.999 and v["images"] >= 1 and v["max_abs_diff"] < 1e-3
+    assert all(Path(f).exists() for f in v["files"])
+
+
+def test_pipeline_graph_needs_no_pre_or_post_processing(tiny_run, tmp_path):
+    res = export(tiny_run.best, "onnx", tmp_path / "pipe.onnx", pipeline=True)
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].type == "tensor(uint8)"
+    for f in _val_images(tiny_run)[:2]:
+        image = read_image(f)[5:, 3:]  # an odd size, not a multiple of the stride
+        labels, probs = sess.run(None, {"image": np.ascontiguousarray(image)})
+        ref = seg.predict(image, probabilities=True)
+        assert labels.dtype == np.uint8 and labels.shape == image.shape[:2]
+        assert (labels == ref.labels).mean() > 0.999
+        assert np.abs(probs - ref.probabilities).max() < 1e-4
+
+
+def test_pipeline_with_internal_resize(tiny_run, tmp_path):
+    res = export(tiny_run.best, "onnx", tmp_path / "pipe_rs.onnx", pipeline=True, imgsz=(64, 96),
+                 outputs=("labels",))
+    sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    image = read_image(_val_images(tiny_run)[0])
+    (labels,) = sess.run(None, {"image": image})
+    assert labels.shape == image.shape[:2] and res.report.agreement >= 0.999
+
+
+def test_verification_fails_loudly_on_a_wrong_model(tiny_run, onnx_model):
+    from pixelwise.export.verify import verify
+
+    rt = RuntimeSegmenter.load(onnx_model)
+    other = create_model("fcn", "test_efficientnet", rt.num_classes).eval()  # not the exported model
+    images = [read_image(f) for f in _val_images(tiny_run)[:2]]
+
+    def reference(im: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return other(torch.from_numpy(rt.normalize(im[None])))[0].numpy()
+
+    with pytest.raises(ExportError, match="does not reproduce PyTorch"):
+        verify(images, lambda im: rt.scores(im[None])[0], reference, exported_is_prob=False)
+
+
+def test_export_without_real_images_is_refused(tmp_path):
+    seg = Segmenter(create_model("fcn", "test_efficientnet", 3), ["a", "b", "c"], [], 255, "cpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Exception, match="No images found|No real image"):
+        export(seg, "onnx", tmp_path / "m.onnx", images=tmp_path / "empty")
+    with pytest.raises(ExportError, match="--images"):
+        export(seg, "onnx", tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "openvino"])
+def test_other_formats_verified(fmt, tiny_run, tmp_path, onnx_model):
+    res = export(tiny_run.best, fmt, tmp_path / ("m.xml" if fmt == "openvino" else "m.torchscript"))
+    assert res.path.exists() and res.sidecar.exists() and res.report.agreement >= 0.999
+    if fmt == "openvino":
+        ov = RuntimeSegmenter.load(res.path)  # .xml -> OpenVINO backend
+        ref = RuntimeSegmenter.load(onnx_model)
+        image = read_image(_val_images(tiny_run)[0])
+        assert (ov.predict(image).labels == ref.predict(image).labels).mean() > 0.999
+
+
+def test_fp16_export_reports_its_accuracy(tiny_run, tmp_path):
+    res = export(tiny_run.best, "onnx", tmp_path / "h.onnx", fp16=True, min_agreement=0.99)
+    assert res.metadata.fp16 and res.report.agreement >= 0.99 and res.report.max_abs_diff > 0
+    assert onnx.load(str(res.path)).graph.initializer[0].data_type == onnx.TensorProto.FLOAT16
+
+
+def test_cli_export_then_val_onnx_matches_checkpoint(tiny_run, tmp_path, capsys):
+    from pixelwise.cli import main
+    from pixelwise.engine.evaluator import val
+    from pixelwise.runtime import evaluate_onnx
+
+    out = tmp_path / "cli.onnx"
+    assert main(["export", str(tiny_run.best), "--format", "onnx", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "label agreement" in text and out.exists()
+    ref = val(tiny_run.best, split="val", out_dir=None, device="cpu", progress=False)
+    got = evaluate_onnx(out, split="val")  # dataset from the export's metadata
+    assert got.names == ref.names
+    np.testing.assert_array_equal(got.confusion, ref.confusion)
+    assert got.miou == pytest.approx(ref.miou, abs=1e-9)
+    assert main(["export", str(tmp_path / "missing.pt")]) == 2
