@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from pixelwise.data.io import read_image, read_label
 from pixelwise.data.pairing import Sample, paired_samples
 from pixelwise.data.spec import DatasetSpec
-from pixelwise.errors import LabelError
+from pixelwise.errors import DatasetError, LabelError
 
 
 def check_label(label: np.ndarray, image_shape: tuple[int, ...], num_classes: int,
@@ -40,6 +40,12 @@ class SegmentationDataset(Dataset):
 
     def __init__(self, spec: DatasetSpec, split: str,
                  transform: Callable | None = None, samples: list[Sample] | None = None):
+        if spec.format != "masks":
+            raise DatasetError(
+                f"Training reads mask folders; {spec.source or spec.root} is in format '{spec.format}'.",
+                path=spec.source,
+                fix=f"convert it once: pixelwise data convert {spec.source or spec.root} --to masks --out DIR, "
+                    "then train on DIR/dataset.yaml")
         self.spec = spec
         self.split = split
         self.samples = samples if samples is not None else paired_samples(spec.split(split))

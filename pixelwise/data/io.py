@@ -81,7 +81,9 @@ def _palette_to_values(im: Image.Image, indices: np.ndarray) -> np.ndarray:
     palette = im.getpalette() or []
     used = np.unique(indices).tolist()
     entries = [palette[3 * i: 3 * i + 3] for i in used if 3 * i + 2 < len(palette)]
-    if len(entries) == len(used) and all(e[0] == e[1] == e[2] for e in entries):
+    # The whole palette must be grey: VOC's palette has grey entries too (index 7 is (128,128,128)).
+    all_grey = all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
+    if all_grey and len(entries) == len(used):
         lut = np.arange(256, dtype=np.uint8)
         for i, e in zip(used, entries):
             lut[i] = e[0]

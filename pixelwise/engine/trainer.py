@@ -373,6 +373,8 @@ class Trainer:
                 if now - last_ckpt_time > cfg.checkpoint_interval:
                     self.save_last()
                     last_ckpt_time = time.time()
+                if cfg.time_budget and self.elapsed >= cfg.time_budget * 60.0:
+                    self.total_iters = self.iteration  # hard stop mid-epoch: the budget is spent
                 if stop_after is not None and self.iteration >= stop_after:
                     stopping = True
                     break

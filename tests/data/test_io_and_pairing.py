@@ -107,3 +107,32 @@ def test_unknown_label_values(tiny_dataset: Path):
     with pytest.raises(LabelError, match="42") as err:
         ds[0]
     assert lab.name in str(err.value) and "ignore value 11" in str(err.value)
+
+
+def test_voc_palette_with_grey_class_keeps_indices(tmp_path: Path):
+    """VOC draws class 7 (car) in grey (128,128,128): the index, not the grey level, is the class."""
+    def voc_color(i: int) -> list[int]:
+        r = g = b = 0
+        for j in range(8):
+            r |= ((i >> 0) & 1) << (7 - j)
+            g |= ((i >> 1) & 1) << (7 - j)
+            b |= ((i >> 2) & 1) << (7 - j)
+            i >>= 3
+        return [r, g, b]
+
+    assert voc_color(7) == [128, 128, 128]
+    ids = np.array([[0, 7], [7, 0]], np.uint8)
+    im = Image.fromarray(ids, mode="L").convert("P")
+    im.putpalette([v for i in range(256) for v in voc_color(i)])
+    im.save(tmp_path / "voc.png")
+    assert np.array_equal(read_label(tmp_path / "voc.png"), ids)
+
+
+def test_other_formats_point_to_conversion(tiny_dataset: Path):
+    import yaml
+
+    raw = yaml.safe_load(tiny_dataset.read_text())
+    raw["format"] = "coco"
+    tiny_dataset.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DatasetError, match="pixelwise data convert"):
+        SegmentationDataset(DatasetSpec.load(tiny_dataset), "train")
