@@ -368,7 +368,9 @@ class Trainer:
                         self._fit_budget((now - tic_cal) / 10)
                         calibrate_at = None
                         bar.total = min(per_epoch, self.batch_in_epoch + self.total_iters - self.iteration)
-                bar.set_postfix(loss=f"{self.loss_sum / self.loss_n:.3f}", lr=f"{lr:.2e}")
+                eta = (self.total_iters - self.iteration) * self.elapsed / max(1, self.iteration)
+                bar.set_postfix(loss=f"{self.loss_sum / self.loss_n:.3f}", lr=f"{lr:.2e}",
+                                eta=f"{int(eta // 60)}m{int(eta % 60):02d}s")
                 bar.update(1)
                 if now - last_ckpt_time > cfg.checkpoint_interval:
                     self.save_last()
