@@ -58,12 +58,14 @@ def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: i
     wsum = np.zeros((th, W), np.float32)
     band_top = ys[0]
 
-    def flush(n_rows: int) -> None:
-        scores = acc[:, :n_rows] / wsum[None, :n_rows]
-        out[band_top:band_top + n_rows] = scores.argmax(0)
-        if confidence_out is not None:
-            e = np.exp(scores - scores.max(0, keepdims=True))
-            confidence_out[band_top:band_top + n_rows] = 1.0 / e.sum(0)
+    def flush(n_rows: int, chunk: int = 16) -> None:
+        for r in range(0, n_rows, chunk):  # a few rows at a time: temporaries stay small
+            r1 = min(r + chunk, n_rows)
+            scores = acc[:, r:r1] / wsum[None, r:r1]
+            out[band_top + r:band_top + r1] = scores.argmax(0)
+            if confidence_out is not None:
+                e = np.exp(scores - scores.max(0, keepdims=True))
+                confidence_out[band_top + r:band_top + r1] = 1.0 / e.sum(0)
 
     for y in ys:
         if y > band_top:  # rows above y are final: no later tile starts above y
@@ -78,8 +80,10 @@ def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: i
             group = xs[i:i + batch]
             tiles = np.stack([np.asarray(image[y:y + th, x:x + tw, :3]) for x in group])
             scores = score_fn(tiles)
+            weighted = np.empty((num_classes, th, tw), np.float32)
             for x, s in zip(group, scores):
-                acc[:, :, x:x + tw] += s.astype(np.float32, copy=False) * window
+                np.multiply(s, window, out=weighted)
+                acc[:, :, x:x + tw] += weighted
                 wsum[:, x:x + tw] += window
             if progress is not None:
                 progress(len(group))

@@ -20,6 +20,15 @@ from pixelwise.runtime.imageio import read_image
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="module")
+def small_seg() -> Segmenter:
+    """An untrained model on timm's tiny test encoder: exports in a fraction of a second."""
+    torch.manual_seed(0)
+    names = ["Sky", "Building", "Road", "Car"]
+    return Segmenter(create_model("fpn", "test_efficientnet", len(names)), names,
+                     [(128, 128, 128), (128, 0, 0), (128, 64, 128), (64, 0, 128)], 255, "cpu")
+
+
 def _val_images(tiny_run) -> list[Path]:
     seg = Segmenter.load(tiny_run.best, device="cpu")
     return sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))
@@ -62,7 +71,7 @@ def test_checkpoint_export_carries_metadata_and_sidecar(onnx_model, tiny_run):
 
 
 def test_pipeline_graph_needs_no_pre_or_post_processing(tiny_run, tmp_path):
-    res = export(tiny_run.best, "onnx", tmp_path / "pipe.onnx", pipeline=True)
+    res = export(tiny_run.best, "onnx", tmp_path / "pipe.onnx", pipeline=True, verify_images=2)
     seg = Segmenter.load(tiny_run.best, device="cpu")
     sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].type == "tensor(uint8)"
@@ -75,9 +84,9 @@ def test_pipeline_graph_needs_no_pre_or_post_processing(tiny_run, tmp_path):
         assert np.abs(probs - ref.probabilities).max() < 1e-4
 
 
-def test_pipeline_with_internal_resize(tiny_run, tmp_path):
-    res = export(tiny_run.best, "onnx", tmp_path / "pipe_rs.onnx", pipeline=True, imgsz=(64, 96),
-                 outputs=("labels",))
+def test_pipeline_with_internal_resize(tiny_run, small_seg, tmp_path):
+    res = export(small_seg, "onnx", tmp_path / "pipe_rs.onnx", pipeline=True, imgsz=(64, 96),
+                 outputs=("labels",), images=_val_images(tiny_run))
     sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
     image = read_image(_val_images(tiny_run)[0])
     (labels,) = sess.run(None, {"image": image})
@@ -109,18 +118,20 @@ def test_export_without_real_images_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "openvino"])
-def test_other_formats_verified(fmt, tiny_run, tmp_path, onnx_model):
-    res = export(tiny_run.best, fmt, tmp_path / ("m.xml" if fmt == "openvino" else "m.torchscript"))
+def test_other_formats_verified(fmt, tiny_run, small_seg, tmp_path):
+    images = _val_images(tiny_run)
+    res = export(small_seg, fmt, tmp_path / ("m.xml" if fmt == "openvino" else "m.torchscript"), images=images)
     assert res.path.exists() and res.sidecar.exists() and res.report.agreement >= 0.999
+    assert json.loads(res.sidecar.read_text())["names"] == small_seg.names
     if fmt == "openvino":
         ov = RuntimeSegmenter.load(res.path)  # .xml -> OpenVINO backend
-        ref = RuntimeSegmenter.load(onnx_model)
+        ref = RuntimeSegmenter.load(export(small_seg, "onnx", tmp_path / "m.onnx", images=images).path)
         image = read_image(_val_images(tiny_run)[0])
         assert (ov.predict(image).labels == ref.predict(image).labels).mean() > 0.999
 
 
 def test_fp16_export_reports_its_accuracy(tiny_run, tmp_path):
-    res = export(tiny_run.best, "onnx", tmp_path / "h.onnx", fp16=True, min_agreement=0.99)
+    res = export(tiny_run.best, "onnx", tmp_path / "h.onnx", fp16=True, min_agreement=0.99, verify_images=2)
     assert res.metadata.fp16 and res.report.agreement >= 0.99 and res.report.max_abs_diff > 0
     assert onnx.load(str(res.path)).graph.initializer[0].data_type == onnx.TensorProto.FLOAT16
 

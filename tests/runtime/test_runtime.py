@@ -1,0 +1,187 @@
+"""The torch-free runtime: same outputs as the PyTorch Segmenter, tiling, TTA, batch, errors."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pixelwise.inference.predictor import Segmenter
+from pixelwise.runtime import RuntimeModelError, RuntimeSegmenter
+from pixelwise.runtime.imageio import read_image
+from pixelwise.runtime.tiling import tile_count
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_run, onnx_model):
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    images = sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))
+    return seg, RuntimeSegmenter.load(onnx_model), images
+
+
+def test_same_predict_api_and_outputs_as_pytorch(pair):
+    seg, rt, images = pair
+    assert rt.names == seg.names and rt.colors == seg.colors and rt.num_classes == seg.num_classes
+    for f in images[:2]:
+        a, b = rt.predict(f, probabilities=True), seg.predict(f, probabilities=True)
+        assert a.labels.dtype == b.labels.dtype and a.labels.shape == b.labels.shape
+        assert (a.labels == b.labels).mean() > 0.999
+        assert np.abs(a.probabilities - b.probabilities).max() < 1e-4
+        assert a.source == b.source == f
+        assert a.class_areas(rt.names) == pytest.approx(b.class_areas(seg.names), abs=1e-3)
+        fa, fb = rt.predict(f, flip=True), seg.predict(f, flip=True)
+        assert (fa.labels == fb.labels).mean() > 0.999
+        np.testing.assert_array_equal(rt.colorize(a.labels), seg.colorize(a.labels))
+
+
+def test_confidence_and_area_summary(pair):
+    _, rt, images = pair
+    p = rt.predict(images[0], probabilities=True, confidence=True)
+    np.testing.assert_allclose(p.confidence, p.probabilities.max(0), rtol=1e-6)
+    assert (p.confidence >= 1.0 / rt.num_classes - 1e-6).all() and (p.confidence <= 1 + 1e-6).all()
+    summary = p.area_summary(rt.names)
+    assert [s["name"] for s in summary] == rt.names
+    assert sum(s["pixels"] for s in summary) == p.labels.size
+    assert sum(s["fraction"] for s in summary) == pytest.approx(1.0)
+
+
+def test_multiscale_and_flip_tta(pair):
+    _, rt, images = pair
+    image = read_image(images[0])
+    one = rt.logits(image)
+    tta = rt.logits(image, flip=True, scales=(0.75, 1.0, 1.25))
+    assert tta.shape == one.shape
+    assert not np.allclose(tta, one)  # the augmentations really contributed
+    assert (tta.argmax(1) == one.argmax(1)).mean() > 0.5
+
+
+def test_tiled_equals_whole_image(pair):
+    _, rt, images = pair
+    image = read_image(images[0])
+    whole = rt.predict(image, confidence=True)
+    big_tile = rt.predict(image, tile=4096, confidence=True)  # one tile: exactly the same maths
+    np.testing.assert_array_equal(big_tile.labels, whole.labels)
+    np.testing.assert_allclose(big_tile.confidence, whole.confidence, atol=1e-5)
+    h, w = image.shape[:2]
+    tiled = rt.predict(image, tile=112, overlap=48)
+    assert tile_count((h, w), 112, 48) > 1
+    # Only the context seen near tile borders differs (this tiny model was trained 2 epochs).
+    assert (tiled.labels == whole.labels).mean() > 0.8
+    with pytest.raises(RuntimeModelError, match="tiled mode"):
+        rt.predict(image, tile=64, probabilities=True)
+
+
+def test_blending_is_exact_for_a_pixelwise_scorer():
+    """With scores that depend only on each pixel, any tiling must reproduce the whole image:
+    this isolates the window/overlap/band bookkeeping from the model's context."""
+    from pixelwise.runtime.tiling import tiled_labels
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (203, 317, 3), dtype=np.uint8)
+    proj = rng.standard_normal((5, 3)).astype(np.float32)
+
+    def score(tiles: np.ndarray) -> np.ndarray:
+        return np.einsum("cк,nhwk->nchw".replace("к", "k"), proj, tiles.astype(np.float32) / 255)
+
+    whole = score(image[None])[0]
+    conf = np.empty(image.shape[:2], np.float32)
+    for tile, overlap, batch in [(64, 16, 3), (50, 25, 1), (128, 0, 8), (1000, 64, 2)]:
+        got = tiled_labels(image, score, 5, tile, overlap, batch, confidence_out=conf)
+        np.testing.assert_array_equal(got, whole.argmax(0))
+        e = np.exp(whole - whole.max(0))
+        np.testing.assert_allclose(conf, (e / e.sum(0)).max(0), rtol=1e-4)
+
+
+def test_tiled_memory_is_bounded_by_the_tile(tiny_run, tmp_path):
+    """Memory-mapped images of 768 and 1536 rows: numpy's peak does not grow with the image
+    (only the tile band is held) and stays far below one whole-image probability map."""
+    from pixelwise.export import export
+    from pixelwise.models.registry import create_model
+    from pixelwise.runtime.tiling import tiled_labels
+
+    torch.manual_seed(0)
+    names = [f"c{i}" for i in range(6)]
+    seg = Segmenter(create_model("fpn", "test_efficientnet", len(names)), names, [], 255, "cpu")
+    images = sorted(Path(Segmenter.load(tiny_run.best).dataset_record()["val"]["images"]).glob("*.jpg"))
+    rt = RuntimeSegmenter.load(export(seg, "onnx", tmp_path / "small.onnx", images=images[:1]).path)
+    texture = read_image(images[0])
+    W, tile, overlap = 1024, 128, 32
+    peaks = {}
+    for H in (768, 1536):
+        img = np.lib.format.open_memmap(tmp_path / f"huge{H}.npy", mode="w+", dtype=np.uint8, shape=(H, W, 3))
+        for y in range(0, H, 256):  # a real texture, written band by band
+            img[y:y + 256] = np.resize(texture, (256, W, 3))
+        img.flush()
+        del img
+        out = np.lib.format.open_memmap(tmp_path / f"labels{H}.npy", mode="w+", dtype=np.uint8, shape=(H, W))
+        src = read_image(tmp_path / f"huge{H}.npy")  # memory-mapped, read tile by tile
+        tracemalloc.start()
+        tiled_labels(src, rt.scores, rt.num_classes, tile, overlap, batch=8, out=out)
+        peaks[H] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert out[-1].max() < rt.num_classes
+    whole_probs = rt.num_classes * 1536 * W * 4
+    assert peaks[1536] < 1.15 * peaks[768], peaks  # twice the rows, (almost) the same peak
+    assert peaks[1536] < 0.25 * whole_probs, (peaks, whole_probs)
+
+
+def test_batch_folder_with_progress(pair, tmp_path, capsys):
+    from pixelwise.runtime.batch import predict_folder
+
+    _, rt, images = pair
+    written = predict_folder(rt, images[0].parent, tmp_path / "out", save_overlay=True)
+    assert len(written) == 3 * len(images)
+    lab = read_image(written[0])
+    assert lab.shape[:2] == read_image(images[0]).shape[:2]
+
+
+def test_import_and_predict_without_torch(onnx_model, pair, tmp_path):
+    """A fake ``torch`` that raises on import comes first on sys.path: the runtime must not care."""
+    _, _, images = pair
+    fake = tmp_path / "fake"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    code = textwrap.dedent(f"""
+        import sys
+        from pixelwise.runtime import RuntimeSegmenter
+        from pixelwise.runtime.batch import predict_folder
+        seg = RuntimeSegmenter.load({str(onnx_model)!r})
+        p = seg.predict({str(images[0])!r}, probabilities=True, flip=True, confidence=True)
+        t = seg.predict({str(images[0])!r}, tile=64, overlap=16)
+        predict_folder(seg, {str(images[0].parent)!r}, {str(tmp_path / 'o')!r}, progress=False)
+        seg.overlay(seg.colorize(p.labels), p.labels)
+        assert "torch" not in sys.modules or getattr(sys.modules["torch"], "__file__", "").startswith({str(fake)!r})
+        print("OK", p.labels.shape, t.labels.shape, sorted(m for m in sys.modules if m.startswith("torch")))
+    """)
+    env = dict(os.environ, PYTHONPATH=f"{fake}{os.pathsep}{ROOT}")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "OK" in r.stdout and "[]" in r.stdout
+    # and the guard works: importing torch in that environment really fails
+    r = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env)
+    assert r.returncode != 0 and "blocked" in r.stderr
+
+
+def test_errors_name_the_file_and_the_fix(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    with pytest.raises(RuntimeModelError, match="not found.*Fix"):
+        RuntimeSegmenter.load(tmp_path / "nope.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(RuntimeModelError, match="junk.onnx.*Fix"):
+        RuntimeSegmenter.load(tmp_path / "junk.onnx")
+    node = helper.make_node("Identity", ["x"], ["y"])
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(g), tmp_path / "foreign.onnx")
+    with pytest.raises(RuntimeModelError, match="pixelwise export"):
+        RuntimeSegmenter.load(tmp_path / "foreign.onnx")
