@@ -46,18 +46,29 @@ def _refuse_network(log: list[str]) -> None:
     real_getaddrinfo = socket.getaddrinfo
     real_connect = socket.socket.connect
 
+    def caller() -> str:
+        """The innermost frame outside the networking libraries: who wanted the network."""
+        import traceback
+
+        skip = ("socket.py", "/urllib", "/http/", "/requests/", "/urllib3/", "/ssl.py", "threading.py",
+                "/concurrent/", "camvid.py")
+        for fr in reversed(traceback.extract_stack()):
+            if not any(s in fr.filename for s in skip):
+                return f"{Path(fr.filename).parent.name}/{Path(fr.filename).name}:{fr.lineno} {fr.name}"
+        return "?"
+
     def local(host) -> bool:
         return host in (None, "", "localhost", "127.0.0.1", "::1") or str(host).startswith("/")
 
     def getaddrinfo(host, *args, **kwargs):
         if not local(host):
-            log.append(f"getaddrinfo {host}")
+            log.append(f"getaddrinfo {host} from {caller()}")
             raise socket.gaierror(f"benchmark: network disabled ({host})")
         return real_getaddrinfo(host, *args, **kwargs)
 
     def connect(self, address):
         if self.family in (socket.AF_INET, socket.AF_INET6) and not local(address[0]):
-            log.append(f"connect {address}")
+            log.append(f"connect {address} from {caller()}")
             raise OSError(f"benchmark: network disabled ({address})")
         return real_connect(self, address)
 
@@ -146,7 +157,9 @@ def run_contender(name: str, args: argparse.Namespace, workdir: Path) -> dict:
            "--yolo-imgsz", str(args.yolo_imgsz)] + (["--smoke"] if args.smoke else [])
     env = dict(os.environ)
     env.update({"PYTHONUNBUFFERED": "1", "YOLO_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-                "PIP_NO_INDEX": "1", "YOLO_CONFIG_DIR": str(workdir / name / "ultralytics_config")})
+                "PIP_NO_INDEX": "1",
+                "NO_ALBUMENTATIONS_UPDATE": "1",  # albumentations asks pypi.org for updates at import
+                "YOLO_CONFIG_DIR": str(workdir / name / "ultralytics_config")})
     timeout = args.minutes * 60 * 1.5 + 1800  # a hung contender must not hold the machine forever
     t0 = time.time()
     record: dict = {"name": name, "label": CONTENDERS[name][1]}

@@ -37,6 +37,20 @@ def offline_env(workdir: Path) -> dict[str, str]:
             "YOLO_VERBOSE": "True"}
 
 
+def stub_fonts(config_dir: Path) -> None:
+    """Ultralytics' dataset check calls ``check_font('Arial.ttf')`` whatever ``plots`` says, and
+    that probes/downloads github.com even with YOLO_OFFLINE=1. A local font under the name it looks
+    for (matplotlib's DejaVuSans) in the private config folder satisfies it without the network."""
+    import matplotlib
+
+    src = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    dst_dir = config_dir / "Ultralytics"
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        if src.exists() and not (dst_dir / name).exists():
+            (dst_dir / name).symlink_to(src)
+
+
 def build_dataset(data: str | Path, root: Path) -> Path:
     """Symlinked SemanticDataset layout + its YAML; returns the YAML path."""
     from pixelwise.data.pairing import paired_samples
@@ -63,7 +77,9 @@ def build_dataset(data: str | Path, root: Path) -> Path:
 
 
 def run(data: str, minutes: float, workdir: Path, smoke: bool = False, imgsz: int = IMGSZ) -> dict:
-    os.environ.update(offline_env(workdir))  # before the first ultralytics import
+    env = offline_env(workdir)
+    os.environ.update(env)  # before the first ultralytics import
+    stub_fonts(Path(env["YOLO_CONFIG_DIR"]))
     from ultralytics import YOLO
 
     yaml_path = build_dataset(data, workdir / "yolo_camvid")
