@@ -1,0 +1,139 @@
+"""A real uvicorn server on a free loopback port, hit with httpx: outputs, errors, auth, limits."""
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from PIL import Image
+
+from pixelwise.runtime import RuntimeSegmenter
+from pixelwise.runtime.imageio import read_image
+from pixelwise.runtime.visualize import rle_decode
+from pixelwise.serve import ServeError
+from pixelwise.serve.server import build_app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, app):
+        self.port = _free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                return f"http://127.0.0.1:{self.port}"
+            time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def image_file(tiny_run) -> Path:
+    from pixelwise.inference.predictor import Segmenter
+
+    return sorted(Path(Segmenter.load(tiny_run.best).dataset_record()["val"]["images"]).glob("*.jpg"))[0]
+
+
+@pytest.fixture(scope="module")
+def live(onnx_model):
+    app = build_app([f"camvid={onnx_model}"], max_upload_mb=0.5)
+    with LiveServer(app) as url:
+        yield url
+
+
+def _png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_health_models_and_docs(live):
+    assert httpx.get(f"{live}/health").json()["status"] == "ok"
+    models = httpx.get(f"{live}/v1/models").json()
+    assert models["default"] == "camvid" and models["models"][0]["num_classes"] == 11
+    assert httpx.get(f"{live}/docs").status_code == 200
+    assert "/v1/segment" in httpx.get(f"{live}/openapi.json").json()["paths"]
+
+
+def test_segment_outputs_match_the_runtime(live, image_file, onnx_model):
+    rt = RuntimeSegmenter.load(onnx_model)
+    image = read_image(image_file)
+    ref = rt.predict(image)
+    data = image_file.read_bytes()
+    r = httpx.post(f"{live}/v1/segment", files={"file": (image_file.name, data, "image/jpeg")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    np.testing.assert_array_equal(_png(r.content), ref.labels)
+    r = httpx.post(f"{live}/v1/segment", params={"output": "overlay"}, files={"file": ("a.jpg", data, "image/jpeg")})
+    np.testing.assert_array_equal(_png(r.content), rt.overlay(image, ref.labels))
+    body = httpx.post(f"{live}/v1/segment", params={"output": "json"},
+                      files={"file": ("a.jpg", data, "image/jpeg")}).json()
+    assert (body["width"], body["height"]) == (image.shape[1], image.shape[0])
+    assert sum(c["pixels"] for c in body["classes"]) == ref.labels.size
+    for c in body["classes"]:
+        if c["pixels"]:
+            np.testing.assert_array_equal(rle_decode(body["masks"][c["name"]]), ref.labels == c["id"])
+
+
+def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(live, image_file):
+    good = image_file.read_bytes()
+    ok = lambda: httpx.post(f"{live}/v1/segment", files={"file": ("a.jpg", good, "image/jpeg")}).status_code  # noqa: E731
+    r = httpx.post(f"{live}/v1/segment", files={"file": ("a.txt", b"hello", "text/plain")})
+    assert r.status_code == 415 and "Unsupported media type" in r.json()["detail"]
+    assert ok() == 200
+    r = httpx.post(f"{live}/v1/segment", files={"file": ("a.jpg", good[: len(good) // 2], "image/jpeg")})
+    assert r.status_code == 400 and "Cannot decode" in r.json()["detail"]
+    r = httpx.post(f"{live}/v1/segment", files={"file": ("a.png", b"\x89PNG garbage", "application/octet-stream")})
+    assert r.status_code == 400
+    assert ok() == 200
+    r = httpx.post(f"{live}/v1/segment", params={"model": "nope"}, files={"file": ("a.jpg", good, "image/jpeg")})
+    assert r.status_code == 404 and "camvid" in r.json()["detail"]
+    big = b"\0" * (2 * 2**20)
+    r = httpx.post(f"{live}/v1/segment", files={"file": ("big.jpg", big, "image/jpeg")})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: counted while streaming, refused at the limit
+        for _ in range(64):
+            yield b"\0" * 65536
+
+    r = httpx.post(f"{live}/v1/segment", content=chunks(),
+                   headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413
+    assert ok() == 200
+    assert httpx.get(f"{live}/health").json()["errors"] >= 3
+
+
+def test_api_key_auth(onnx_model, image_file):
+    app = build_app([str(onnx_model)], api_key="s3cret")
+    with LiveServer(app) as url:
+        assert httpx.get(f"{url}/health").status_code == 200  # liveness stays open
+        assert httpx.get(f"{url}/v1/models").status_code == 401
+        assert httpx.get(f"{url}/v1/models", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert httpx.get(f"{url}/v1/models", headers={"X-API-Key": "s3cret"}).status_code == 200
+        r = httpx.post(f"{url}/v1/segment", headers={"Authorization": "Bearer s3cret"},
+                       files={"file": ("a.jpg", image_file.read_bytes(), "image/jpeg")})
+        assert r.status_code == 200
+
+
+def test_non_loopback_requires_a_key_and_bad_paths_are_refused(onnx_model, tmp_path, monkeypatch):
+    monkeypatch.delenv("PIXELWISE_API_KEY", raising=False)
+    with pytest.raises(ServeError, match="API key"):
+        build_app([str(onnx_model)], host="0.0.0.0")
+    build_app([str(onnx_model)], host="0.0.0.0", api_key="k")
+    with pytest.raises(ServeError, match="not found"):
+        build_app([str(tmp_path / "missing.onnx")])
