@@ -281,6 +281,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _python_for_command() -> str:
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(REPO)) if not exe.is_absolute() else str(exe.absolute().relative_to(REPO))
+    except ValueError:
+        return str(exe)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     data = Path(args.data)
@@ -307,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     n_val = val_split(args.data, SMOKE_VAL_IMAGES if args.smoke else None)[2]
     report = {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "benchmarks/camvid.py"]
+        "command": " ".join(shlex.quote(a) for a in [_python_for_command(), "benchmarks/camvid.py"]
                             + (sys.argv[1:] if argv is None else argv)),
         "minutes": args.minutes, "smoke": args.smoke, "smoke_val_images": SMOKE_VAL_IMAGES,
         "data": args.data, "train_images": train_size(args.data), "val_images": n_val,
