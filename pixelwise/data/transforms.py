@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import albumentations as A
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # its import-time version check goes online
+
+import albumentations as A  # noqa: E402
 import cv2
 import numpy as np
 
