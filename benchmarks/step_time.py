@@ -87,6 +87,28 @@ def main() -> None:
     for k, v in results.items():
         print(f"  {k:<48} {v:6.2f} s/step  {a.batch / v:6.2f} img/s")
     print(json.dumps({k: round(v, 3) for k, v in results.items()}))
+    write_markdown(results, a, h, w)
+
+
+def write_markdown(results: dict, a, h: int, w: int) -> None:
+    import datetime as dt
+    import platform
+    import sys
+    from pathlib import Path
+
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+               platform.processor())
+    lines = ["# Training step: pixelwise vs SMP (same U-Net + EfficientNet-Lite0)", "",
+             f"- **Date:** {dt.datetime.now().isoformat(timespec='seconds')}",
+             f"- **Machine:** {cpu}, {a.threads} threads; torch {torch.__version__}",
+             f"- **Command:** `python benchmarks/step_time.py {' '.join(sys.argv[1:])}`".rstrip(),
+             f"- **Step:** forward + CE + backward + AdamW, batch {a.batch} at {h}x{w}, median of {a.steps}", "",
+             "| implementation | s/step | img/s |", "|---|---:|---:|"]
+    for k, v in results.items():
+        lines.append(f"| {k} | {v:.2f} | {a.batch / v:.2f} |")
+    out = Path(__file__).resolve().parent / "results" / "step_time.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

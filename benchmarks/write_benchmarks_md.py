@@ -1,0 +1,40 @@
+"""Assemble BENCHMARKS.md from the result files the benchmark scripts write.
+
+Each script writes its own section to benchmarks/results/<name>.md (machine, date, command,
+peers' numbers from the same run); this script only concatenates them, in a fixed order, so the
+figures in BENCHMARKS.md are always the ones a script produced.
+
+    .venv/bin/python benchmarks/write_benchmarks_md.py
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = ["camvid.md", "step_time.md", "data_loading.md", "inference.md", "serve_load.md"]
+
+HEADER = """# Benchmarks
+
+Every figure below was produced by a script in `benchmarks/` (its command is given with it) and
+copied here by `benchmarks/write_benchmarks_md.py`. Timings are wall-clock on the machine named in
+each section; peers ran in the same script, on the same machine, one after another.
+"""
+
+
+def main() -> None:
+    results = HERE / "results"
+    parts = [HEADER]
+    names = ORDER + sorted(p.name for p in results.glob("*.md") if p.name not in ORDER)
+    for name in names:
+        path = results / name
+        if path.exists():
+            text = path.read_text().strip()
+            if text.startswith("# "):  # demote each file's title to a section
+                text = "#" + text
+            parts.append(text)
+    (HERE.parent / "BENCHMARKS.md").write_text("\n\n".join(parts) + "\n")
+    print(f"wrote {HERE.parent / 'BENCHMARKS.md'} from {len(parts) - 1} result file(s)")
+
+
+if __name__ == "__main__":
+    main()
