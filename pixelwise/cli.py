@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     v = sub.add_parser("val", help="evaluate a model: mIoU, per-class IoU, accuracy, Dice")
-    v.add_argument("--model", required=True, help="checkpoint (.pt)")
+    v.add_argument("--model", required=True, help="checkpoint (.pt) or exported model (.onnx, OpenVINO .xml)")
     v.add_argument("--data", help="dataset YAML (default: the one the model was trained on)")
     v.add_argument("--split", default="val")
     v.add_argument("--out", help="output folder (default: <model folder>/val)")

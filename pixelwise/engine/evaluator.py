@@ -47,31 +47,41 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, device: torch
 def val(model: str | Path | Any, data: str | Path | DatasetSpec | None = None, split: str = "val",
         out_dir: str | Path | None = None, device: str = "auto", flip: bool = False,
         max_images: int | None = None, progress: bool = True) -> SegMetrics:
-    """Evaluate a checkpoint (or a ``Segmenter``) on a dataset split; writes JSON + matrix PNG.
+    """Evaluate a checkpoint, a ``Segmenter`` or an exported ``.onnx``/OpenVINO ``.xml`` model on a
+    dataset split; writes JSON + confusion-matrix PNG when ``out_dir`` is given.
 
-    ``data`` defaults to the dataset the checkpoint was trained on.
+    ``data`` defaults to the dataset the model was trained on (recorded in it).
     """
     from pixelwise.engine.plots import plot_confusion
     from pixelwise.inference.predictor import Segmenter
     from pixelwise.utils import set_threads
 
     set_threads()
-    seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device)
-    if data is None:
-        data = seg.dataset_record()
-    spec = data if isinstance(data, DatasetSpec) else (
-        DatasetSpec.from_dict(data) if isinstance(data, dict) else DatasetSpec.load(data))
-    seg.check_compatible(spec)
-    ds = SegmentationDataset(spec, split)
     t0 = time.time()
-    metrics = evaluate(seg.model, ds, seg.device, max_images=max_images, flip=flip, progress=progress,
-                       channels_last=seg.device.type == "cpu")
+    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".onnx", ".xml"):
+        # an exported model is scored through the torch-free runtime: this checks the export itself
+        from pixelwise.runtime import evaluate_onnx
+
+        metrics = evaluate_onnx(model, data, split=split, flip=flip, max_images=max_images, progress=progress)
+        n_images = max_images
+    else:
+        seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device)
+        if data is None:
+            data = seg.dataset_record()
+        spec = data if isinstance(data, DatasetSpec) else (
+            DatasetSpec.from_dict(data) if isinstance(data, dict) else DatasetSpec.load(data))
+        seg.check_compatible(spec)
+        ds = SegmentationDataset(spec, split)
+        metrics = evaluate(seg.model, ds, seg.device, max_images=max_images, flip=flip, progress=progress,
+                           channels_last=seg.device.type == "cpu")
+        n_images = min(len(ds), max_images or len(ds))
     seconds = time.time() - t0
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         record = metrics.to_dict()
-        record.update(split=split, images=min(len(ds), max_images or len(ds)), seconds=round(seconds, 2),
+        record.update(split=split, images=n_images, model=str(getattr(model, "checkpoint", model)),
+                      seconds=round(seconds, 2),
                       flip_tta=flip)
         from pixelwise.data.io import atomic_write_bytes
 
