@@ -36,7 +36,7 @@ def default_palette(n: int) -> list[tuple[int, int, int]]:
     colors = []
     for i in range(n):
         r = g = b = 0
-        c = i + 1 if i >= 0 else 0
+        c = i
         for j in range(8):
             r |= ((c >> 0) & 1) << (7 - j)
             g |= ((c >> 1) & 1) << (7 - j)

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from torch import nn
+
+if TYPE_CHECKING:
+    from pixelwise.models.segmentor import SegmentationModel
 
 from pixelwise.errors import ModelError
 

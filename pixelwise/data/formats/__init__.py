@@ -6,7 +6,6 @@ ade20k-full, coco, coco-panoptic, yolo, labelme.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 

@@ -105,3 +105,12 @@ def parallel_map(fn: Callable[[Any, Any], Any], obj: Any, xs: Iterable[Any],
         return
     with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(obj,)) as ex:
         yield from ex.map(_call, ((fn, x) for x in xs), chunksize=chunksize)
+
+
+def spec_items(spec: Any) -> Iterator[Item]:
+    """Items of every split of a mask-folder-like ``DatasetSpec`` (images paired with label files)."""
+    from pixelwise.data.pairing import paired_samples
+
+    for name, split in spec.splits.items():
+        for s in paired_samples(split):
+            yield Item(name, s.stem, s.image, s.label)

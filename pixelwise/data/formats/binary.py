@@ -15,9 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
-from pixelwise.data.formats.base import Item, Reader
+from pixelwise.data.formats.base import Item, Reader, spec_items
 from pixelwise.data.io import read_label
-from pixelwise.data.pairing import paired_samples
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.errors import ConfigError
 
@@ -45,9 +44,7 @@ class BinaryMaskReader(Reader):
 
     def items(self) -> Iterator[Item]:
         assert self.spec is not None
-        for name, split in self.spec.splits.items():
-            for s in paired_samples(split):
-                yield Item(name, s.stem, s.image, s.label)
+        return spec_items(self.spec)
 
     def label(self, item: Item) -> np.ndarray:
         raw = read_label(item.ref)

@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 import yaml
 
-from pixelwise.data.formats.base import Item, Reader
+from pixelwise.data.formats.base import Item, Reader, spec_items
 from pixelwise.data.io import read_image
 from pixelwise.data.pairing import paired_samples
 from pixelwise.data.spec import DatasetSpec, default_palette
@@ -217,9 +217,7 @@ class ColorMaskReader(Reader):
 
     def items(self) -> Iterator[Item]:
         assert self.spec is not None
-        for name, split in self.spec.splits.items():
-            for s in paired_samples(split):
-                yield Item(name, s.stem, s.image, s.label)
+        return spec_items(self.spec)
 
     def label(self, item: Item) -> np.ndarray:
         assert self.table is not None
