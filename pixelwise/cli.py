@@ -11,6 +11,12 @@ from pathlib import Path
 from pixelwise.errors import PixelwiseError
 
 
+# Which install extra provides a module a command may need (the core is torch-free).
+EXTRA_OF_MODULE = {"torch": "train", "torchvision": "train", "timm": "train", "albumentations": "train",
+                   "cv2": "train", "matplotlib": "train", "onnx": "export", "openvino": "export",
+                   "onnxruntime": "runtime", "fastapi": "serve", "uvicorn": "serve", "pycocotools": "formats"}
+
+
 def _size(text: str) -> tuple[int, int]:
     parts = [int(p) for p in text.replace("x", ",").split(",") if p]
     if len(parts) == 1:
@@ -73,12 +79,34 @@ def cmd_val(a: argparse.Namespace) -> int:
     return 0
 
 
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
 def cmd_predict(a: argparse.Namespace) -> int:
+    if Path(a.source).suffix.lower() in VIDEO_EXTS:
+        from pixelwise.inference.video import segment_video
+
+        model = _load_any(a.model, a.device)
+        out = Path(a.out) / f"{Path(a.source).stem}_overlay.mp4"
+        res = segment_video(model, a.source, out, mode="overlay", progress=not a.quiet, flip=a.flip)
+        print(f"video written: {res.path} ({res.frames} frames at {res.fps:.1f} fps)")
+        return 0
     from pixelwise.inference.predictor import predict
 
     files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet)
     print(f"{len(files)} files written to {a.out}")
     return 0
+
+
+def _load_any(model: str, device: str = "auto"):
+    """A checkpoint gives the PyTorch Segmenter; .onnx / .xml the torch-free runtime one."""
+    if Path(model).suffix.lower() in (".onnx", ".xml"):
+        from pixelwise.runtime import RuntimeSegmenter
+
+        return RuntimeSegmenter.load(model)
+    from pixelwise.inference.predictor import Segmenter
+
+    return Segmenter.load(model, device=device)
 
 
 def cmd_models(a: argparse.Namespace) -> int:
@@ -141,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_val)
 
     r = sub.add_parser("predict", help="segment a file, folder or glob")
-    r.add_argument("source", help="image file, folder or glob ('imgs/*.jpg')")
-    r.add_argument("--model", required=True, help="checkpoint (.pt)")
+    r.add_argument("source", help="image file, folder, glob ('imgs/*.jpg') or video file (.mp4...)")
+    r.add_argument("--model", required=True, help="checkpoint (.pt) or exported model (.onnx, .xml)")
     r.add_argument("--out", default="runs/predict")
     r.add_argument("--flip", action="store_true")
     r.add_argument("--device", default="auto")
@@ -184,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     except PixelwiseError as exc:
         print(f"pixelwise: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
+        if extra:
+            print(f"pixelwise: error: '{args.command}' needs {exc.name}, which is not installed. "
+                  f"Fix: pip install 'pixelwise[{extra}]' (or 'pixelwise[all]')", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print("pixelwise: interrupted", file=sys.stderr)
         return 130

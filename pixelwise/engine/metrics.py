@@ -17,20 +17,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 class ConfusionMatrix:
     """Accumulates ``cm[true, pred]`` over batches; cheap enough to update every batch."""
 
     def __init__(self, num_classes: int, ignore_index: int = 255):
+        import torch  # here, not at module level: SegMetrics must stay usable without torch (runtime)
+
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+    def update(self, pred: "torch.Tensor", target: "torch.Tensor") -> None:
         """``pred`` and ``target``: integer tensors of the same shape (any batch layout)."""
+        import torch
+
         if pred.shape != target.shape:
             raise ValueError(f"prediction shape {tuple(pred.shape)} != label shape {tuple(target.shape)}")
         pred = pred.reshape(-1).to("cpu", torch.int64)

@@ -7,20 +7,19 @@
 """
 from __future__ import annotations
 
-import glob
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pixelwise.data.io import read_image, save_png
-from pixelwise.data.spec import IMAGE_EXTS, DatasetSpec
+from pixelwise.data.io import read_image
+from pixelwise.data.spec import DatasetSpec
 from pixelwise.engine.checkpoint import load_checkpoint, load_model_weights
 from pixelwise.errors import CheckpointError, DatasetError
-from pixelwise.inference.visualize import colorize, overlay
+from pixelwise.runtime.visualize import DrawMixin
 from pixelwise.models.registry import build_from_spec
 from pixelwise.utils import select_device
 
@@ -37,7 +36,7 @@ class Prediction:
         return {n: float(c) / self.labels.size for n, c in zip(names, counts)}
 
 
-class Segmenter:
+class Segmenter(DrawMixin):
     def __init__(self, model: torch.nn.Module, names: list[str], colors: list[tuple[int, int, int]],
                  ignore_index: int = 255, device: torch.device | str = "cpu",
                  dataset: dict[str, Any] | None = None, checkpoint: Path | None = None):
@@ -111,62 +110,25 @@ class Segmenter:
         probs = F.softmax(logits.float(), 1)[0].cpu().numpy() if probabilities else None
         return Prediction(labels, probs, src)
 
-    def predict_many(self, sources: Iterable[str | Path], **kw) -> Iterator[Prediction]:
-        for s in sources:
-            yield self.predict(s, **kw)
-
-    # ------------------------------------------------------------------ drawing
-    def colorize(self, labels: np.ndarray) -> np.ndarray:
-        return colorize(labels, self.colors, self.ignore_index)
-
-    def overlay(self, image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-        return overlay(image, labels, self.colors, alpha, self.ignore_index)
-
-
-def expand_sources(src: str | Path) -> list[Path]:
-    """A file, a folder (its images, sorted) or a glob pattern -> image paths."""
-    s = str(src)
-    p = Path(s)
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
-    elif any(ch in s for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(s, recursive=True) if Path(f).suffix.lower() in IMAGE_EXTS)
-    elif p.exists():
-        files = [p]
-    else:
-        raise DatasetError(f"Nothing to predict: {s} does not exist.", path=s,
-                           fix="pass an image file, a folder of images or a glob like 'imgs/*.jpg'")
-    if not files:
-        raise DatasetError(f"No images found in {s}.", path=s,
-                           fix=f"use files with one of the extensions {', '.join(IMAGE_EXTS)}")
-    return files
 
 
 def predict(model: str | Path | Segmenter, source: str | Path, out_dir: str | Path = "runs/predict",
             save_labels: bool = True, save_color: bool = True, save_overlay: bool = True,
             flip: bool = False, device: str = "auto", progress: bool = True) -> list[Path]:
-    """Predict every image of ``source``; write ``<stem>_labels.png`` (class ids),
-    ``<stem>_color.png`` and ``<stem>_overlay.jpg``-style PNGs into ``out_dir``."""
-    from tqdm import tqdm
+    """Predict every image of a file, folder or glob; write ``<stem>_labels.png`` (class ids),
+    ``<stem>_color.png`` and ``<stem>_overlay.png`` into ``out_dir``.
 
+    ``model`` may be a checkpoint, a ``Segmenter``, or an exported ``.onnx``/OpenVINO ``.xml``
+    (then the torch-free runtime predicts)."""
+    from pixelwise.runtime.batch import predict_folder
     from pixelwise.utils import set_threads
 
     set_threads()
-    seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device)
-    files = expand_sources(source)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for f in tqdm(files, desc="predict", disable=not progress):
-        image = read_image(f)
-        pred = seg.predict(image, flip=flip)
-        if save_labels:
-            save_png(out / f"{f.stem}_labels.png", pred.labels)
-            written.append(out / f"{f.stem}_labels.png")
-        if save_color:
-            save_png(out / f"{f.stem}_color.png", seg.colorize(pred.labels))
-            written.append(out / f"{f.stem}_color.png")
-        if save_overlay:
-            save_png(out / f"{f.stem}_overlay.png", seg.overlay(image, pred.labels))
-            written.append(out / f"{f.stem}_overlay.png")
-    return written
+    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".onnx", ".xml"):
+        from pixelwise.runtime import RuntimeSegmenter
+
+        seg = RuntimeSegmenter.load(model)
+    else:
+        seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device)
+    return predict_folder(seg, source, out_dir, save_labels=save_labels, save_color=save_color,
+                          save_overlay=save_overlay, progress=progress, flip=flip)

@@ -48,6 +48,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     """Predict every image; write ``<stem>_labels.png`` / ``_color.png`` / ``_overlay.png``.
 
     ``model`` is anything with the Segmenter API (RuntimeSegmenter or the torch Segmenter)."""
+    from pixelwise.data.io import atomic_write_bytes  # numpy + Pillow only
     from pixelwise.runtime.imageio import encode_png, read_image
 
     files = files if files is not None else expand_sources(source)
@@ -66,6 +67,6 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
             outputs.append(("overlay", model.overlay(image, pred.labels)))
         for kind, arr in outputs:
             path = out / f"{f.stem}_{kind}.png"
-            path.write_bytes(encode_png(arr))
+            atomic_write_bytes(path, encode_png(arr))
             written.append(path)
     return written

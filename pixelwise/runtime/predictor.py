@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from pixelwise.runtime.backends import Backend, open_backend
 from pixelwise.runtime.imageio import ensure_rgb, read_image, resize_image, resize_scores
 from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError
 from pixelwise.runtime.tiling import tiled_labels
-from pixelwise.runtime.visualize import area_summary, colorize, overlay
+from pixelwise.runtime.visualize import DrawMixin, area_summary
 
 
 def softmax(x: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -42,7 +42,7 @@ class Prediction:
         return area_summary(self.labels, names)
 
 
-class RuntimeSegmenter:
+class RuntimeSegmenter(DrawMixin):
     """Predicts with an exported model; handles both logits graphs and embedded-pipeline graphs."""
 
     def __init__(self, backend: Backend, path: Path | None = None):
@@ -148,13 +148,3 @@ class RuntimeSegmenter:
 
         return fn
 
-    def predict_many(self, sources: Iterable[str | Path], **kw) -> Iterator[Prediction]:
-        for s in sources:
-            yield self.predict(s, **kw)
-
-    # ------------------------------------------------------------------ drawing
-    def colorize(self, labels: np.ndarray) -> np.ndarray:
-        return colorize(labels, self.colors, self.ignore_index)
-
-    def overlay(self, image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-        return overlay(image, labels, self.colors, alpha, self.ignore_index)

@@ -52,3 +52,20 @@ def rle_decode(rle: dict) -> np.ndarray:
         pos += c
         val = 1 - val
     return flat.reshape((h, w), order="F")
+
+
+class DrawMixin:
+    """Shared by ``Segmenter`` and ``RuntimeSegmenter``: needs ``colors``, ``ignore_index``, ``predict``."""
+
+    colors: list
+    ignore_index: int
+
+    def predict_many(self, sources, **kw):
+        for s in sources:
+            yield self.predict(s, **kw)
+
+    def colorize(self, labels: np.ndarray) -> np.ndarray:
+        return colorize(labels, self.colors, self.ignore_index)
+
+    def overlay(self, image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        return overlay(image, labels, self.colors, alpha, self.ignore_index)
