@@ -72,3 +72,14 @@ def tiny_run(tmp_path_factory) -> "object":
     return train(data, epochs=2, batch_size=2, project=str(base / "runs"), name="tiny",
                  augment={"crop": (64, 96), "scale_range": (0.75, 1.25)}, val_interval=1,
                  workers=0, progress=False, model={"freeze_stages": 1})
+
+
+@pytest.fixture(scope="session")
+def onnx_model(tiny_run) -> Path:
+    """best.onnx next to the tiny run's best.pt, exported (and verified) once per session."""
+    from pixelwise.export import export
+
+    path = Path(tiny_run.best).with_suffix(".onnx")
+    if not path.exists():
+        export(tiny_run.best, "onnx", path)
+    return path
