@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 # The demo trains on CamVid when ../shared is there; point DEMO_DATA at any dataset YAML instead.
 DEMO_DATA ?= ../shared/datasets/camvid/dataset.yaml
-DEMO_MINUTES ?= 3
+DEMO_MINUTES ?= 4
 
 .PHONY: install test demo bench clean
 
