@@ -99,6 +99,7 @@ def main() -> int:
     model = Path(a.model) if a.model else default_model(tmp)
     size = tuple(int(v) for v in a.size.split(","))
     data = test_image(tmp, size)
+    runtime_rps = runtime_rate(model, data, a.threads * a.workers)
     port = free_port()
     cmd = [sys.executable, "-m", "pixelwise.cli", "serve", str(model), "--port", str(port),
            "--workers", str(a.workers), "--threads", str(a.threads), "--log-level", "warning"]
@@ -132,12 +133,47 @@ def main() -> int:
            "throughput_rps": round(a.requests / wall, 2), "p50_ms": round(pct(0.50), 1),
            "p95_ms": round(pct(0.95), 1), "p99_ms": round(pct(0.99), 1),
            "rss_before_mb": round(rss0 / 2**20, 1), "rss_after_mb": round(rss1 / 2**20, 1),
-           "model": str(model)}
+           "model": str(model), "runtime_alone_rps": round(runtime_rps, 2),
+           "share_of_runtime_rate": round(a.requests / wall / runtime_rps, 3)}
     print(json.dumps(res, indent=2))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=2))
     grew = (rss1 - rss0) / 2**20
+    write_markdown(res, Path(a.out).with_suffix(".md"))
     return 1 if errors or grew > a.max_growth_mb else 0
+
+
+def runtime_rate(model: Path, data: bytes, threads: int, n: int = 30) -> float:
+    """Images/s of the runtime alone (decode + predict + PNG encode, sequential, same threads):
+    the ceiling the server's throughput is compared with."""
+    from pixelwise.runtime import RuntimeSegmenter
+    from pixelwise.runtime.imageio import decode_image, encode_png
+
+    seg = RuntimeSegmenter.load(model, threads=threads)
+    for _ in range(3):
+        seg.predict(decode_image(data))
+    t = time.perf_counter()
+    for _ in range(n):
+        encode_png(seg.predict(decode_image(data)).labels)
+    return n / (time.perf_counter() - t)
+
+
+def write_markdown(res: dict, path: Path) -> None:
+    import datetime as dt
+
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    lines = ["# REST server load test (loopback)", "",
+             f"- **Date:** {dt.datetime.now().isoformat(timespec='seconds')}",
+             f"- **Machine:** {cpu}, {os.cpu_count()} cores",
+             f"- **Command:** `python benchmarks/serve_load.py {' '.join(sys.argv[1:])}`".rstrip(),
+             f"- **Load:** {res['requests']} requests of a {res['image']} image at concurrency "
+             f"{res['concurrency']}; server pool {res['workers']} workers x {res['threads']} ONNX Runtime threads", "",
+             "| errors | throughput (req/s) | runtime alone (img/s) | share | p50 ms | p95 ms | p99 ms | RSS before -> after (MB) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---|",
+             f"| {res['errors']} | {res['throughput_rps']} | {res['runtime_alone_rps']} | "
+             f"{res['share_of_runtime_rate'] * 100:.0f}% | {res['p50_ms']} | {res['p95_ms']} | {res['p99_ms']} | "
+             f"{res['rss_before_mb']} -> {res['rss_after_mb']} |"]
+    path.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
