@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pixelwise.errors import PixelwiseError
+from pixelwise.errors import PixelwiseError, one_line
 
 
 # Which install extra provides a module a command may need (the core is torch-free).
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except PixelwiseError as exc:
-        print(f"pixelwise: error: {exc}", file=sys.stderr)
+        print(f"pixelwise: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
         extra = EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])

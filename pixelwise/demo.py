@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pixelwise.errors import PixelwiseError
+from pixelwise.errors import PixelwiseError, one_line
 
 
 def run(data: str, minutes: float, out: str = "runs") -> Path:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(a.data, a.minutes, a.out)
     except PixelwiseError as exc:
-        print(f"pixelwise: error: {exc}", file=sys.stderr)
+        print(f"pixelwise: error: {one_line(exc)}", file=sys.stderr)
         return 2
     return 0
 

@@ -49,3 +49,16 @@ class CheckpointError(PixelwiseError):
 
 class ResumeError(CheckpointError):
     """``--resume`` was asked for but there is nothing (valid) to resume."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line.
+
+    An error raised in a DataLoader worker comes back wrapped, its message holding the worker's
+    traceback; the user's message is its last line ("ImageReadError: Cannot decode ...")."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [ln for ln in text.splitlines() if ln.strip()][-1]
+        prefix = f"{type(exc).__name__}: "
+        text = last[len(prefix):] if last.startswith(prefix) else last
+    return " ".join(text.split())

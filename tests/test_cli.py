@@ -31,3 +31,18 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path):
     assert "missing.yaml" in cases[0].stderr
     assert "none.pt" in cases[1].stderr
     assert "train/images" in cases[2].stderr
+
+
+def test_corrupt_image_met_in_a_loader_worker_is_one_line(tmp_path: Path):
+    """The error travels from a DataLoader worker process and still prints as one clean line."""
+    from tests.conftest import write_dataset
+
+    data = write_dataset(tmp_path / "d", n_train=4, n_val=1)
+    bad = sorted((tmp_path / "d" / "train" / "images").iterdir())[1]
+    bad.write_bytes(bad.read_bytes()[:200])
+    proc = run("train", str(data), "--workers", "1", "--batch", "2", "--crop", "64,96", "--max-iters", "4",
+               "--pretrained", "none", "--project", str(tmp_path / "runs"), "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert bad.name in lines[0] and "Traceback" not in lines[0] and "Fix:" in lines[0]
