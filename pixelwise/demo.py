@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not Path(a.data).exists():
         print(f"pixelwise demo: dataset {a.data} not found. Point it at your own dataset YAML: "
-              "make demo DEMO_DATA=path/to/dataset.yaml (README 'Your own data')", file=sys.stderr)
+              "make demo DEMO_DATA=path/to/dataset.yaml (README: 'From zero to a model on your own data')", file=sys.stderr)
         return 2
     try:
         run(a.data, a.minutes, a.out)

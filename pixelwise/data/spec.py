@@ -104,7 +104,7 @@ class DatasetSpec:
             path = path / "dataset.yaml"
         if not path.exists():
             raise DatasetError(f"Dataset description not found: {path}.", path=path,
-                               fix="pass the path of a dataset YAML (see README 'Your own data')")
+                               fix="pass the path of a dataset YAML (see the README, 'From zero to a model on your own data')")
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
