@@ -17,7 +17,7 @@ EXTRA_OF_MODULE = {"torch": "train", "torchvision": "train", "timm": "train", "a
                    "onnxruntime": "runtime", "fastapi": "serve", "uvicorn": "serve", "pycocotools": "formats"}
 
 
-def _size(text: str) -> tuple[int, int]:
+def size_arg(text: str) -> tuple[int, int]:
     parts = [int(p) for p in text.replace("x", ",").split(",") if p]
     if len(parts) == 1:
         return parts[0], parts[0]
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=["poly", "cosine", "constant"])
     t.add_argument("--loss", choices=["ce", "ce+dice"])
     t.add_argument("--no-class-weights", action="store_true", help="plain CE (no rare-class weighting)")
-    t.add_argument("--crop", type=_size, help="training crop H,W (default 288,384)")
+    t.add_argument("--crop", type=size_arg, help="training crop H,W (default 288,384)")
     t.add_argument("--scale", type=_float_pair, help="random scale range lo,hi (default 0.5,1.5)")
     t.add_argument("--base-scale", type=float, help="resize factor applied before augmentation")
     t.add_argument("--device", help="auto | cpu | cuda | mps")

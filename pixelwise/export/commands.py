@@ -3,14 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _imgsz(text: str) -> tuple[int, int]:
-    parts = [int(p) for p in text.replace("x", ",").split(",") if p]
-    if len(parts) == 1:
-        return parts[0], parts[0]
-    if len(parts) != 2:
-        raise argparse.ArgumentTypeError("use H,W (e.g. 384,480) or one number")
-    return parts[0], parts[1]
+from pixelwise.cli import size_arg
 
 
 def cmd_export(a: argparse.Namespace) -> int:
@@ -35,7 +28,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--fp16", action="store_true", help="half-precision weights and compute")
     e.add_argument("--pipeline", action="store_true",
                    help="embed pre/post-processing: uint8 HxWx3 image in, labels/probabilities out")
-    e.add_argument("--imgsz", type=_imgsz, help="with --pipeline: resize to H,W inside the graph")
+    e.add_argument("--imgsz", type=size_arg, help="with --pipeline: resize to H,W inside the graph")
     e.add_argument("--outputs", default="labels,probabilities", help="with --pipeline: labels, probabilities or both")
     e.add_argument("--images", help="real images to verify on (default: the training dataset's val images)")
     e.add_argument("--opset", type=int, default=17)
