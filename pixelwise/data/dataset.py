@@ -35,6 +35,12 @@ def check_label(label: np.ndarray, image_shape: tuple[int, ...], num_classes: in
     return label
 
 
+def to_tensors(image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """HxWx3 uint8 -> 3xHxW uint8 tensor (normalised later, in the main process); HxW -> int64."""
+    return (torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            torch.from_numpy(np.ascontiguousarray(label).astype(np.int64)))
+
+
 class SegmentationDataset(Dataset):
     """Image/label pairs of one split; returns (uint8 CxHxW image, int64 HxW mask, index)."""
 
@@ -67,6 +73,4 @@ class SegmentationDataset(Dataset):
         if self.transform is not None:
             out = self.transform(image=image, mask=label)
             image, label = out["image"], out["mask"]
-        image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-        label_t = torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
-        return image_t, label_t, index
+        return (*to_tensors(image, label), index)

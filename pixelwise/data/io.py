@@ -16,20 +16,22 @@ from PIL import ImageFile
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """A decoded Pillow image -> HxWx3 uint8 RGB; 16-bit/float images are scaled by their maximum."""
+    if im.mode in ("I;16", "I;16B", "I", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        hi = float(arr.max()) or 1.0
+        return np.repeat((arr / hi * 255.0).clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to an HxWx3 uint8 RGB array (16-bit and grey images are converted)."""
     path = Path(path)
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode in ("I;16", "I;16B", "I", "F"):
-                arr = np.asarray(im, dtype=np.float32)
-                hi = float(arr.max()) or 1.0
-                arr = (arr / hi * 255.0).clip(0, 255).astype(np.uint8)
-                return np.repeat(arr[..., None], 3, axis=2)
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            return np.asarray(im)
+            return pil_to_rgb(im)
     except FileNotFoundError:
         raise ImageReadError(f"Image not found: {path}.", path=path,
                              fix="check the path, or re-run 'pixelwise data check'") from None

@@ -17,42 +17,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import torch
-
 
 class ConfusionMatrix:
-    """Accumulates ``cm[true, pred]`` over batches; cheap enough to update every batch."""
+    """Accumulates ``cm[true, pred]`` over batches (numpy, so the torch-free runtime uses it too)."""
 
     def __init__(self, num_classes: int, ignore_index: int = 255):
-        import torch  # here, not at module level: SegMetrics must stay usable without torch (runtime)
-
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
 
-    def update(self, pred: "torch.Tensor", target: "torch.Tensor") -> None:
-        """``pred`` and ``target``: integer tensors of the same shape (any batch layout)."""
-        import torch
-
+    def update(self, pred: Any, target: Any) -> None:
+        """``pred`` and ``target``: integer arrays or tensors of the same shape (any layout)."""
+        pred, target = _as_int64(pred), _as_int64(target)
         if pred.shape != target.shape:
             raise ValueError(f"prediction shape {tuple(pred.shape)} != label shape {tuple(target.shape)}")
-        pred = pred.reshape(-1).to("cpu", torch.int64)
-        target = target.reshape(-1).to("cpu", torch.int64)
+        pred, target = pred.ravel(), target.ravel()
         keep = (target != self.ignore_index) & (target >= 0) & (target < self.num_classes)
         n = self.num_classes
-        idx = target[keep] * n + pred[keep].clamp_(0, n - 1)
-        self.matrix += torch.bincount(idx, minlength=n * n).reshape(n, n)
+        idx = target[keep] * n + np.clip(pred[keep], 0, n - 1)
+        self.matrix += np.bincount(idx, minlength=n * n).reshape(n, n)
 
     def merge(self, other: "ConfusionMatrix") -> None:
         self.matrix += other.matrix
 
     def compute(self, names: list[str] | None = None) -> "SegMetrics":
-        return SegMetrics.from_confusion(self.matrix.numpy(), names)
+        return SegMetrics.from_confusion(self.matrix, names)
+
+
+def _as_int64(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):  # a torch tensor (torch itself is not imported here)
+        x = x.detach().cpu().numpy()
+    return np.asarray(x).astype(np.int64, copy=False)
 
 
 @dataclass

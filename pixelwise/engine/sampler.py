@@ -8,6 +8,8 @@ from typing import Iterator
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from pixelwise.data.dataset import to_tensors
+
 
 class EpochSampler(Sampler):
     def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool = True):
@@ -46,8 +48,4 @@ class SeededAugmentDataset(Dataset):
         image, label = self.base.load(index)
         self.transform.set_random_seed((self.seed * 1_000_003 + epoch * 100_003 + index) % 2**31)
         out = self.transform(image=image, mask=label)
-        import numpy as np
-
-        img = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))
-        lab = torch.from_numpy(np.ascontiguousarray(out["mask"]).astype(np.int64))
-        return img, lab, index
+        return (*to_tensors(out["image"], out["mask"]), index)

@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +18,10 @@ from pixelwise.data.io import read_image
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.engine.checkpoint import load_checkpoint, load_model_weights
 from pixelwise.errors import CheckpointError, DatasetError
+from pixelwise.runtime.predictor import Prediction
 from pixelwise.runtime.visualize import DrawMixin
 from pixelwise.models.registry import build_from_spec
 from pixelwise.utils import select_device
-
-
-@dataclass
-class Prediction:
-    labels: np.ndarray
-    probabilities: np.ndarray | None = None
-    source: Path | None = None
-
-    def class_areas(self, names: list[str]) -> dict[str, float]:
-        """Share of the image (0..1) given to each class."""
-        counts = np.bincount(self.labels.ravel(), minlength=len(names))[: len(names)]
-        return {n: float(c) / self.labels.size for n, c in zip(names, counts)}
 
 
 class Segmenter(DrawMixin):

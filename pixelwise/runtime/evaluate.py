@@ -17,6 +17,7 @@ def confusion_matrix(model: Any, data: Any, split: str = "val", flip: bool = Fal
     from pixelwise.data.io import read_image, read_label
     from pixelwise.data.pairing import paired_samples
     from pixelwise.data.spec import DatasetSpec
+    from pixelwise.engine.metrics import ConfusionMatrix
     from pixelwise.runtime.batch import progress_bar
 
     spec = data if isinstance(data, DatasetSpec) else (
@@ -26,18 +27,14 @@ def confusion_matrix(model: Any, data: Any, split: str = "val", flip: bool = Fal
                          f"dataset {spec.source or spec.root} has {spec.num_classes}.",
                          fix="evaluate on the dataset the model was exported for")
     samples = paired_samples(spec.split(split))[:max_images]
-    n = spec.num_classes
-    cm = np.zeros((n, n), np.int64)
+    cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
     for s in progress_bar(samples, len(samples), "val", progress):
         image, label = read_image(s.image), read_label(s.label)
         if label.shape != image.shape[:2]:
             raise LabelError(f"Label {s.label} does not match its image size.", path=s.label,
                              fix="re-export the label at the image's size")
-        pred = model.predict(image, flip=flip).labels.astype(np.int64).ravel()
-        t = label.astype(np.int64).ravel()
-        keep = (t != spec.ignore_index) & (t >= 0) & (t < n)
-        cm += np.bincount(t[keep] * n + np.clip(pred[keep], 0, n - 1), minlength=n * n).reshape(n, n)
-    return cm, list(spec.names)
+        cm.update(model.predict(image, flip=flip).labels, label)
+    return cm.matrix, list(spec.names)
 
 
 def evaluate_onnx(path: str | Path, data: Any = None, split: str = "val", flip: bool = False,

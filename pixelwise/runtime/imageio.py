@@ -7,19 +7,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from pixelwise.data.io import pil_to_rgb  # numpy + Pillow only, like this module
 from pixelwise.errors import ImageReadError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Huge aerial images are legitimate here; tiling bounds the memory, not Pillow's bomb guard.
 Image.MAX_IMAGE_PIXELS = None
-
-
-def _to_rgb(im: Image.Image) -> np.ndarray:
-    if im.mode in ("I;16", "I;16B", "I", "F"):
-        arr = np.asarray(im, dtype=np.float32)
-        hi = float(arr.max()) or 1.0
-        return np.repeat((arr / hi * 255.0).clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -33,7 +26,7 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            return _to_rgb(im)
+            return pil_to_rgb(im)
     except FileNotFoundError:
         raise ImageReadError(f"Image not found: {path}.", path=path, fix="check the path") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -46,7 +39,7 @@ def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            return _to_rgb(im)
+            return pil_to_rgb(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageReadError(f"Cannot decode image {name} ({type(exc).__name__}: {exc}).", path=name,
                              fix="send a valid PNG, JPEG, BMP, TIFF or WebP file") from None

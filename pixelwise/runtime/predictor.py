@@ -26,7 +26,8 @@ def softmax(x: np.ndarray, axis: int = 0) -> np.ndarray:
 
 @dataclass
 class Prediction:
-    """Same fields as ``pixelwise.inference.Prediction``; ``confidence`` is max probability."""
+    """One image's result, from either predictor (torch or runtime); ``confidence`` is the max
+    probability per pixel, when asked."""
 
     labels: np.ndarray
     probabilities: np.ndarray | None = None
