@@ -9,11 +9,15 @@ from pixelwise.cli import size_arg
 def cmd_export(a: argparse.Namespace) -> int:
     from pixelwise.export import export
 
-    res = export(a.model, a.format, a.out, fp16=a.fp16, pipeline=a.pipeline, imgsz=a.imgsz,
+    res = export(a.model, a.format, a.out, fp16=a.fp16, int8=a.int8, calib=a.calib, calib_images=a.calib_images,
+                 pipeline=a.pipeline, imgsz=a.imgsz,
                  outputs=tuple(o.strip() for o in a.outputs.split(",") if o.strip()), images=a.images,
-                 opset=a.opset, check=not a.no_verify, min_agreement=a.min_agreement / 100.0)
-    print(f"exported: {res.path} ({res.format}, {res.metadata.graph} graph{', fp16' if res.metadata.fp16 else ''}) "
+                 opset=a.opset, check=not a.no_verify,
+                 min_agreement=None if a.min_agreement is None else a.min_agreement / 100.0)
+    print(f"exported: {res.path} ({res.format}, {res.metadata.graph} graph, {res.metadata.precision}) "
           f"in {res.seconds:.1f}s")
+    if res.metadata.quantization:
+        print(f"int8: calibrated on {res.metadata.quantization['calibration_images']} image(s)")
     print(f"metadata: {res.sidecar}")
     if res.report:
         print(res.report.line())
@@ -26,12 +30,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--format", default="onnx", choices=["onnx", "openvino", "torchscript"])
     e.add_argument("--out", help="output file (default: next to the checkpoint)")
     e.add_argument("--fp16", action="store_true", help="half-precision weights and compute")
+    e.add_argument("--int8", action="store_true",
+                   help="int8 post-training quantization (onnx/openvino): about 1.5x faster on CPU")
+    e.add_argument("--calib", help="with --int8: calibration images (default: the training split)")
+    e.add_argument("--calib-images", type=int, default=32, help="with --int8: how many (default 32)")
     e.add_argument("--pipeline", action="store_true",
                    help="embed pre/post-processing: uint8 HxWx3 image in, labels/probabilities out")
     e.add_argument("--imgsz", type=size_arg, help="with --pipeline: resize to H,W inside the graph")
     e.add_argument("--outputs", default="labels,probabilities", help="with --pipeline: labels, probabilities or both")
     e.add_argument("--images", help="real images to verify on (default: the training dataset's val images)")
     e.add_argument("--opset", type=int, default=17)
-    e.add_argument("--min-agreement", type=float, default=99.9, help="required pixel agreement in %% (default 99.9)")
+    e.add_argument("--min-agreement", type=float, default=None,
+                   help="required pixel agreement with PyTorch in %% (default 99.9; 95 with --int8)")
     e.add_argument("--no-verify", action="store_true", help="skip the check against PyTorch (not advised)")
     e.set_defaults(func=cmd_export)

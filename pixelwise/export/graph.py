@@ -36,7 +36,8 @@ class LogitsGraph(nn.Module):
         y = self.model.decoder(self.model.encoder(x))
         if self.upsample:
             y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return y[:, :, :h, :w].float()
+        y = y[:, :, :h, :w]
+        return y.float() if self.fp16 else y  # no Cast node in fp32 graphs (it copies the logits)
 
 
 class PipelineGraph(nn.Module):

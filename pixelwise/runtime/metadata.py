@@ -36,6 +36,8 @@ class ExportMetadata:
     arch: str = ""
     encoder: str = ""
     fp16: bool = False
+    precision: str = "fp32"  # "fp32", "fp16" or "int8" (weights and compute)
+    quantization: dict[str, Any] = field(default_factory=dict)  # int8: how it was calibrated
     imgsz: list[int] | None = None  # pipeline graphs: fixed inference size inside the graph
     input_name: str = "input"
     output_names: list[str] = field(default_factory=lambda: ["logits"])

@@ -1,0 +1,115 @@
+"""int8 export: a real quantized graph, calibrated on real training images, checked and usable."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+
+from pixelwise.export import ExportError, export
+from pixelwise.export.quantize import float_nodes
+from pixelwise.export.sources import calibration_images
+from pixelwise.inference.predictor import Segmenter
+from pixelwise.models.registry import create_model
+from pixelwise.runtime import RuntimeSegmenter
+from pixelwise.runtime.imageio import read_image
+
+
+def _ops(path: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in onnx.load(str(path)).graph.node:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return counts
+
+
+@pytest.fixture(scope="module")
+def int8_onnx(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8") / "m_int8.onnx"
+    return export(tiny_run.best, "onnx", out, int8=True, min_agreement=0.9)
+
+
+def test_int8_export_is_quantized_calibrated_on_train_and_verified(int8_onnx, tiny_run):
+    res = int8_onnx
+    ops = _ops(res.path)
+    assert ops.get("QuantizeLinear", 0) >= 10 and ops.get("DequantizeLinear", 0) >= 10
+    meta = json.loads(res.sidecar.read_text())
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    n_train = len(list(Path(seg.dataset_record()["train"]["images"]).glob("*.jpg")))
+    assert meta["precision"] == "int8" and not meta["fp16"]
+    assert meta["quantization"]["calibration_images"] == n_train  # the train split, not val
+    assert meta["verification"]["agreement"] == res.report.agreement >= 0.9
+    # The temporary float graph is gone; only the int8 file and its sidecar remain.
+    assert sorted(p.name for p in res.path.parent.iterdir()) == ["m_int8.onnx", "m_int8.onnx.json"]
+
+
+def test_int8_keeps_stem_classifier_and_upsampling_in_float(int8_onnx):
+    graph = onnx.load(str(int8_onnx.path)).graph
+    dq_inputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    for n in graph.node:
+        if n.op_type == "Conv" and ("classifier" in n.name or "conv_stem" in n.name):
+            assert n.input[1] not in dq_inputs, n.name  # float weights: stays a float Conv
+        if n.op_type == "Resize" and "decoder" not in n.name:
+            assert not dq_inputs & set(n.input), n.name
+    assert float_nodes(["/a/encoder/conv_stem/Conv", "/a/encoder/b/Conv", "/a/decoder/classifier/Conv",
+                        "/Resize", "/Slice"]) == ["/Resize", "/Slice", "/a/decoder/classifier/Conv",
+                                                  "/a/encoder/conv_stem/Conv"]
+
+
+def test_int8_runtime_predictions_and_val_close_to_fp32(int8_onnx, onnx_model, tiny_run):
+    from pixelwise.runtime import evaluate_onnx
+
+    q, f = RuntimeSegmenter.load(int8_onnx.path), RuntimeSegmenter.load(onnx_model)
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    for path in sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg")):
+        image = read_image(path)
+        a, b = q.predict(image, probabilities=True), f.predict(image)
+        assert a.labels.shape == b.labels.shape == image.shape[:2]
+        assert (a.labels == b.labels).mean() > 0.9
+        np.testing.assert_allclose(a.probabilities.sum(0), 1.0, atol=1e-4)
+    got, ref = evaluate_onnx(int8_onnx.path, split="val"), evaluate_onnx(onnx_model, split="val")
+    assert abs(got.miou - ref.miou) < 0.05  # quantization costs little accuracy
+
+
+def test_int8_openvino_and_pipeline(tiny_run, tmp_path):
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    val_images = sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))
+    ov = export(tiny_run.best, "openvino", tmp_path / "ov" / "m.xml", int8=True, min_agreement=0.9)
+    assert ov.path.suffix == ".xml" and ov.path.with_suffix(".bin").exists()
+    assert not list((tmp_path / "ov").glob("*.onnx"))  # intermediate graphs removed
+    assert json.loads(ov.sidecar.read_text())["precision"] == "int8"
+    pipe = export(tiny_run.best, "onnx", tmp_path / "p.onnx", int8=True, pipeline=True,
+                  outputs=("labels", "probabilities"), min_agreement=0.9)
+    assert _ops(pipe.path).get("QuantizeLinear", 0) >= 10
+    a, b = RuntimeSegmenter.load(ov.path), RuntimeSegmenter.load(pipe.path)
+    image = read_image(val_images[0])
+    assert (a.predict(image).labels == b.predict(image).labels).mean() > 0.9
+
+
+def test_int8_bad_combinations_and_missing_calibration(tmp_path):
+    torch.manual_seed(0)
+    seg = Segmenter(create_model("fpn", "test_efficientnet", 3), ["a", "b", "c"], [], 255, "cpu")
+    with pytest.raises(ExportError, match="exclude each other"):
+        export(seg, "onnx", tmp_path / "m.onnx", int8=True, fp16=True, check=False)
+    with pytest.raises(ExportError, match="not torchscript"):
+        export(seg, "torchscript", tmp_path / "m.ts", int8=True, check=False)
+    with pytest.raises(ExportError, match="--calib"):  # no dataset on record, no --calib
+        export(seg, "onnx", tmp_path / "m.onnx", int8=True, check=False)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_calibration_images_spread_and_cropped(tmp_path):
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        size = (1300, 1100) if i == 0 else (40, 60)
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    ims, files = calibration_images(folder, None, limit=4, max_side=1024)
+    assert [f.name for f in files] == ["00.png", "03.png", "06.png", "09.png"]  # spread, not the first 4
+    assert ims[0].shape == (1024, 1024, 3) and ims[1].shape == (40, 60, 3)
+    big = np.asarray(Image.open(folder / "00.png"))
+    np.testing.assert_array_equal(ims[0], big[138:1162, 38:1062])  # centre crop at full scale
