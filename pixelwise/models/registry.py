@@ -74,7 +74,8 @@ def create_model(arch: str = "fpn", encoder: str = "efficientnet_lite0", num_cla
     enc = TimmEncoder(encoder, out_indices=info.out_indices, **(encoder_kwargs or {}))
     head = info.head(enc.channels, num_classes, **(head_kwargs or {}))
     spec = {"arch": arch, "encoder": encoder, "num_classes": num_classes,
-            "head_kwargs": dict(head_kwargs or {}), "encoder_kwargs": dict(encoder_kwargs or {})}
+            "head_kwargs": {**getattr(head, "hparams", {}), **(head_kwargs or {})},
+            "encoder_kwargs": dict(encoder_kwargs or {})}
     model = SegmentationModel(enc, head, num_classes, spec)
     mean, std = IMAGENET_MEAN, IMAGENET_STD
     if pretrained:
