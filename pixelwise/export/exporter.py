@@ -83,13 +83,13 @@ def _reference(model: torch.nn.Module, imgsz) -> Any:
     return ref
 
 
-def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs):
+def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, labels: bool = True):
     from pixelwise.export.graph import LogitsGraph, PipelineGraph
 
     model = copy.deepcopy(seg.model).float().eval().to(memory_format=torch.contiguous_format)
     if pipeline:
         return PipelineGraph(model, seg.model.mean, seg.model.std, imgsz, outputs, fp16).eval()
-    return LogitsGraph(model, fp16).eval()
+    return LogitsGraph(model, fp16, labels=labels).eval()
 
 
 def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic_batch: bool) -> tuple[str, list[str]]:
@@ -107,10 +107,12 @@ def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic
             axes["probabilities"] = {1: "height", 2: "width"}
     else:
         dummy = torch.zeros(1, 3, h, w)
-        in_name, out_names = "input", ["logits"]
-        axes = {"input": {2: "height", 3: "width"}, "logits": {2: "height", 3: "width"}}
+        in_name, out_names = "input", ["logits", "labels"] if graph.labels else ["logits"]
+        axes = {"input": {2: "height", 3: "width"}, "logits": {2: "height", 3: "width"},
+                "labels": {1: "height", 2: "width"}}
         if dynamic_batch:
-            axes["input"][0] = axes["logits"][0] = "batch"
+            axes["input"][0] = axes["logits"][0] = axes["labels"][0] = "batch"
+        axes = {k: v for k, v in axes.items() if k in [in_name, *out_names]}
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -185,7 +187,7 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
             raise ExportError(f"No image to calibrate the int8 export of {src} on (the training dataset "
                               "is not on this machine).", path=src,
                               fix="pass --calib FOLDER_OF_TRAINING_IMAGES (a few dozen like the ones it will see)")
-    graph = _graph(seg, pipeline, fp16, imgsz, outputs)
+    graph = _graph(seg, pipeline, fp16, imgsz, outputs, labels=fmt != "torchscript")
     in_name, out_names = "input", ["logits"]
     if fmt in ("onnx", "openvino"):
         onnx_path = path if fmt == "onnx" else path.with_suffix(".onnx")

@@ -16,8 +16,10 @@ from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError, read_m
 
 class Backend(Protocol):
     meta: ExportMetadata
+    output_names: list[str]
 
-    def run(self, feed: np.ndarray) -> list[np.ndarray]: ...
+    def run(self, feed: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
+        """The graph's outputs (``outputs``: only these, by name, in that order)."""
 
 
 def _threads(threads: int | None) -> int:
@@ -56,8 +58,8 @@ class OrtBackend:
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def run(self, feed: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {self.input_name: feed})
+    def run(self, feed: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
+        return self.session.run(outputs, {self.input_name: feed})
 
 
 class OpenVinoBackend:
@@ -88,9 +90,11 @@ class OpenVinoBackend:
         self.meta = read_metadata(self.path, embedded)
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
 
-    def run(self, feed: np.ndarray) -> list[np.ndarray]:
+    def run(self, feed: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
         res = self.request.infer({0: feed})
-        return [np.asarray(res[o]) for o in self.compiled.outputs]
+        if outputs is None:
+            return [np.asarray(res[o]) for o in self.compiled.outputs]
+        return [np.asarray(res[self.compiled.output(name)]) for name in outputs]
 
 
 def open_backend(path: str | Path, backend: str = "auto", threads: int | None = None) -> Backend:

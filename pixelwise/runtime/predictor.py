@@ -68,7 +68,19 @@ class RuntimeSegmenter(DrawMixin):
     def is_pipeline(self) -> bool:
         return self.meta.graph == "pipeline"
 
+    @property
+    def has_labels_output(self) -> bool:
+        """Whether the graph computes the label map itself (exports since 0.1 do)."""
+        return "labels" in self.backend.output_names
+
     # ------------------------------------------------------------------ raw scores
+    def labels(self, images: np.ndarray) -> np.ndarray:
+        """NxHxW label maps for same-size uint8 NxHxWx3 images, from the graph's own arg-max
+        (only that output is fetched)."""
+        if self.is_pipeline:
+            return np.stack([self.backend.run(np.ascontiguousarray(im), ["labels"])[0] for im in images])
+        return self.backend.run(self.normalize(images), ["labels"])[0]
+
     def normalize(self, images: np.ndarray) -> np.ndarray:
         """uint8 NxHxWx3 -> normalised float32 NCHW, as ``normalize_batch`` does in torch."""
         x = images.transpose(0, 3, 1, 2).astype(np.float32)
@@ -87,7 +99,7 @@ class RuntimeSegmenter(DrawMixin):
                                             path=self.path, fix="re-export with --outputs labels,probabilities")
                 outs.append(probs[0].astype(np.float32, copy=False))
             return np.stack(outs)
-        return self.backend.run(self.normalize(images))[0].astype(np.float32, copy=False)
+        return self.backend.run(self.normalize(images), ["logits"])[0].astype(np.float32, copy=False)
 
     def logits(self, image: np.ndarray, flip: bool = False,
                scales: Sequence[float] | None = None) -> np.ndarray:
@@ -132,6 +144,8 @@ class RuntimeSegmenter(DrawMixin):
             if self.is_pipeline and conf is not None:
                 conf = None  # scores were probabilities already; softmax of them is meaningless
             return Prediction(labels, None, src, conf)
+        if not (probabilities or confidence or flip or scales) and self.has_labels_output:
+            return Prediction(self.labels(image[None])[0], None, src, None)
         sc = self.logits(image, flip=flip, scales=scales)[0]
         labels = sc.argmax(0).astype(np.uint8 if self.num_classes <= 256 else np.int32)
         probs = None
