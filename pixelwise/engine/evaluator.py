@@ -62,7 +62,7 @@ def val(model: str | Path | Any, data: str | Path | DatasetSpec | None = None, s
         from pixelwise.runtime import evaluate_onnx
 
         metrics = evaluate_onnx(model, data, split=split, flip=flip, max_images=max_images, progress=progress)
-        n_images = max_images
+        n_images = metrics.images
     else:
         seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device)
         if data is None:
@@ -74,6 +74,7 @@ def val(model: str | Path | Any, data: str | Path | DatasetSpec | None = None, s
         metrics = evaluate(seg.model, ds, seg.device, max_images=max_images, flip=flip, progress=progress,
                            channels_last=seg.device.type == "cpu")
         n_images = min(len(ds), max_images or len(ds))
+        metrics.images = n_images
     seconds = time.time() - t0
     if out_dir is not None:
         out = Path(out_dir)

@@ -65,6 +65,7 @@ class SegMetrics:
     aacc: float
     mdice: float
     names: list[str]
+    images: int | None = None  # how many images were scored, when the caller knows
 
     @classmethod
     def from_confusion(cls, cm: np.ndarray, names: list[str] | None = None) -> "SegMetrics":

@@ -12,8 +12,9 @@ from pixelwise.errors import LabelError
 
 
 def confusion_matrix(model: Any, data: Any, split: str = "val", flip: bool = False,
-                     max_images: int | None = None, progress: bool = False) -> tuple[np.ndarray, list[str]]:
-    """``cm[true, pred]`` over the split (whole images, ignore excluded), plus the class names."""
+                     max_images: int | None = None, progress: bool = False) -> tuple[np.ndarray, list[str], int]:
+    """``cm[true, pred]`` over the split (whole images, ignore excluded), the class names and the
+    number of images scored."""
     from pixelwise.data.io import read_image, read_label
     from pixelwise.data.pairing import paired_samples
     from pixelwise.data.spec import DatasetSpec
@@ -34,7 +35,7 @@ def confusion_matrix(model: Any, data: Any, split: str = "val", flip: bool = Fal
             raise LabelError(f"Label {s.label} does not match its image size.", path=s.label,
                              fix="re-export the label at the image's size")
         cm.update(model.predict(image, flip=flip).labels, label)
-    return cm.matrix, list(spec.names)
+    return cm.matrix, list(spec.names), len(samples)
 
 
 def evaluate_onnx(path: str | Path, data: Any = None, split: str = "val", flip: bool = False,
@@ -52,5 +53,7 @@ def evaluate_onnx(path: str | Path, data: Any = None, split: str = "val", flip: 
         data = model.meta.dataset
         if not data:
             raise DatasetError(f"{path} records no dataset.", path=path, fix="pass --data dataset.yaml")
-    cm, names = confusion_matrix(model, data, split, flip, max_images, progress)
-    return SegMetrics.from_confusion(cm, names)
+    cm, names, n = confusion_matrix(model, data, split, flip, max_images, progress)
+    metrics = SegMetrics.from_confusion(cm, names)
+    metrics.images = n
+    return metrics

@@ -147,6 +147,7 @@ def test_cli_export_then_val_onnx_matches_checkpoint(tiny_run, tmp_path, capsys)
     assert "label agreement" in text and out.exists()
     ref = val(tiny_run.best, split="val", out_dir=None, device="cpu", progress=False)
     got = evaluate_onnx(out, split="val")  # dataset from the export's metadata
+    assert got.images == len(_val_images(tiny_run))  # recorded in metrics_val.json
     assert got.names == ref.names
     np.testing.assert_array_equal(got.confusion, ref.confusion)
     assert got.miou == pytest.approx(ref.miou, abs=1e-9)
