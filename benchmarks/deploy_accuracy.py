@@ -40,7 +40,9 @@ def main() -> int:
     score("PyTorch checkpoint (fp32)", a.checkpoint)
     for label, kw in [("ONNX fp32 (onnxruntime)", dict(format="onnx", out=tmp / "fp32.onnx")),
                       ("ONNX int8 (onnxruntime)", dict(format="onnx", out=tmp / "int8.onnx", int8=True)),
-                      ("OpenVINO int8", dict(format="openvino", out=tmp / "ov" / "int8.xml", int8=True))]:
+                      ("OpenVINO int8", dict(format="openvino", out=tmp / "ov" / "int8.xml", int8=True)),
+                      ("ONNX int8 pipeline, network at 288x360 inside (onnxruntime)",
+                       dict(format="onnx", out=tmp / "pipe75.onnx", int8=True, pipeline=True, imgsz=(288, 360)))]:
         res = export(a.checkpoint, **kw)
         score(label, str(res.path), f"export check: {res.report.agreement * 100:.2f}% label agreement "
                                     f"on {res.report.images} val images")
