@@ -37,7 +37,7 @@ speed drifts by tens of percent from minute to minute, and it slows the memory-b
 layers of EfficientNet more than yolo's dense convs; the inference script interleaves all
 contenders round by round so each sees the same drift. That target of the deploy issue is not
 met. Running the network at 288x360 inside the graph (label map still at 384x480) gives 67.78
-mIoU at 0.77x yolo's speed in the run below (1.04x in a quick interleaved check before it).
+mIoU at 0.77x yolo's speed in the run below.
 No GPU was lent to this task, so the GPU figures the issues ask for are not here.
 """
 
