@@ -74,16 +74,6 @@ def ort_session(path: Path):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def openvino_fn(path: Path):
-    import openvino as ov
-
-    core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU",
-                                  {"INFERENCE_NUM_THREADS": THREADS, "PERFORMANCE_HINT": "LATENCY"})
-    req = compiled.create_infer_request()
-    return lambda x: req.infer({0: x})
-
-
 def eager_fn(model: torch.nn.Module, x: torch.Tensor, labels: bool = False):
     model = model.eval().to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
