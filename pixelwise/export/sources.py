@@ -8,16 +8,22 @@ from typing import Any
 import numpy as np
 
 
-def image_files(images: Any, dataset: dict | None, splits: tuple[str, ...]) -> list[Path]:
+def image_files(images: Any, dataset: dict | None, splits: tuple[str, ...], option: str = "--images") -> list[Path]:
     """``images``: a folder, glob, file or list of paths. Default: the files of the first of
     ``splits`` of the dataset recorded in the checkpoint that exists on this machine."""
+    from pixelwise.errors import DatasetError
+    from pixelwise.export import ExportError
     from pixelwise.runtime.batch import expand_sources
 
     files: list[Path] = []
     if images is not None:
         items = images if isinstance(images, (list, tuple)) else [images]
         for it in items:
-            files += expand_sources(it)
+            try:
+                files += expand_sources(it)
+            except DatasetError:
+                raise ExportError(f"{option} {it}: no image there.", path=it,
+                                  fix=f"pass a folder, file or glob of real images to {option}") from None
     elif dataset:
         for split in splits:
             entry = dataset.get(split)
@@ -48,7 +54,7 @@ def calibration_images(images: Any, dataset: dict | None, limit: int = 32,
     does not blow up calibration memory (a crop keeps the scale the model sees)."""
     from pixelwise.runtime.imageio import read_image
 
-    files = image_files(images, dataset, ("train", "val", "test"))
+    files = image_files(images, dataset, ("train", "val", "test"), option="--calib")
     if len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
     out = []

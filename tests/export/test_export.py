@@ -111,7 +111,7 @@ def test_verification_fails_loudly_on_a_wrong_model(tiny_run, onnx_model):
 def test_export_without_real_images_is_refused(tmp_path):
     seg = Segmenter(create_model("fcn", "test_efficientnet", 3), ["a", "b", "c"], [], 255, "cpu")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(Exception, match="No images found|No real image"):
+    with pytest.raises(Exception, match="no image there"):
         export(seg, "onnx", tmp_path / "m.onnx", images=tmp_path / "empty")
     with pytest.raises(ExportError, match="--images"):
         export(seg, "onnx", tmp_path / "m.onnx")

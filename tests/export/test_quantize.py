@@ -101,6 +101,8 @@ def test_int8_bad_combinations_and_missing_calibration(tmp_path):
         export(seg, "torchscript", tmp_path / "m.ts", int8=True, check=False)
     with pytest.raises(ExportError, match="--calib"):  # no dataset on record, no --calib
         export(seg, "onnx", tmp_path / "m.onnx", int8=True, check=False)
+    with pytest.raises(ExportError, match="--calib .*missing: no image there"):
+        export(seg, "onnx", tmp_path / "m.onnx", int8=True, calib=tmp_path / "missing", check=False)
     assert not (tmp_path / "m.onnx").exists()
 
 
