@@ -89,7 +89,7 @@ def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, labels: bool = True)
     model = copy.deepcopy(seg.model).float().eval().to(memory_format=torch.contiguous_format)
     if pipeline:
         return PipelineGraph(model, seg.model.mean, seg.model.std, imgsz, outputs, fp16).eval()
-    return LogitsGraph(model, fp16, labels=labels).eval()
+    return LogitsGraph(model, fp16, labels=labels, pad=not labels).eval()  # ONNX/OpenVINO: caller pads
 
 
 def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic_batch: bool) -> tuple[str, list[str]]:
@@ -97,6 +97,8 @@ def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic
 
     s = graph.stride if not pipeline else graph.core.stride
     h, w = 2 * s + 6, 3 * s + 10  # not a multiple of the stride: the padding path is traced
+    if not pipeline and not graph.pad:
+        h, w = 2 * s, 3 * s
     if pipeline:
         dummy = torch.zeros(h, w, 3, dtype=torch.uint8)
         in_name, out_names = "image", list(outputs)
@@ -194,6 +196,7 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
         float_path = onnx_path.with_name(onnx_path.stem + ".float.onnx") if int8 else onnx_path
         in_name, out_names = _export_onnx(graph, float_path, pipeline, outputs, opset, dynamic_batch)
         meta = _metadata(seg, pipeline, precision, imgsz, outputs, in_name, out_names)
+        meta.input_multiple = 1 if pipeline or graph.pad else int(graph.stride)
         _embed_onnx_metadata(float_path, meta)
         if int8:
             from pixelwise.export.quantize import quantize_int8
@@ -233,11 +236,14 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
 
 def _calibration_feeds(images: list[np.ndarray], meta: ExportMetadata) -> list[np.ndarray]:
     """Graph inputs for calibration, prepared exactly as the runtime prepares them."""
+    from pixelwise.runtime.predictor import pad_to_multiple
+
     if meta.graph == "pipeline":
         return images
     mean = np.asarray(meta.mean, np.float32).reshape(1, 3, 1, 1) * 255.0
     std = np.asarray(meta.std, np.float32).reshape(1, 3, 1, 1) * 255.0
-    return [np.ascontiguousarray((im.transpose(2, 0, 1)[None].astype(np.float32) - mean) / std) for im in images]
+    return [pad_to_multiple(np.ascontiguousarray((im.transpose(2, 0, 1)[None].astype(np.float32) - mean) / std),
+                            meta.input_multiple) for im in images]
 
 
 def _verify(path: Path, fmt: str, meta: ExportMetadata, seg, ims, files, min_agreement: float,

@@ -40,6 +40,9 @@ class ExportMetadata:
     quantization: dict[str, Any] = field(default_factory=dict)  # int8: how it was calibrated
     imgsz: list[int] | None = None  # pipeline graphs: fixed inference size inside the graph
     input_name: str = "input"
+    # Logits graphs: H and W must be multiples of this (the runtime pads with zeros after
+    # normalisation and crops the outputs); 1 = the graph pads itself (pipeline graphs, older exports).
+    input_multiple: int = 1
     output_names: list[str] = field(default_factory=lambda: ["logits"])
     train_size: list[int] | None = None
     version: str = ""

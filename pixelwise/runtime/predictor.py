@@ -19,6 +19,15 @@ from pixelwise.runtime.tiling import tiled_labels
 from pixelwise.runtime.visualize import DrawMixin, area_summary
 
 
+def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
+    """Zero-pad NCHW bottom/right to a multiple of ``multiple`` (a no-op, no copy, when aligned)."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)))
+
+
 def softmax(x: np.ndarray, axis: int = 0) -> np.ndarray:
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -79,7 +88,8 @@ class RuntimeSegmenter(DrawMixin):
         (only that output is fetched)."""
         if self.is_pipeline:
             return np.stack([self.backend.run(np.ascontiguousarray(im), ["labels"])[0] for im in images])
-        return self.backend.run(self.normalize(images), ["labels"])[0]
+        h, w = images.shape[1:3]
+        return self.backend.run(self._feed(images), ["labels"])[0][:, :h, :w]
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
         """uint8 NxHxWx3 -> normalised float32 NCHW, as ``normalize_batch`` does in torch."""
@@ -99,7 +109,12 @@ class RuntimeSegmenter(DrawMixin):
                                             path=self.path, fix="re-export with --outputs labels,probabilities")
                 outs.append(probs[0].astype(np.float32, copy=False))
             return np.stack(outs)
-        return self.backend.run(self.normalize(images), ["logits"])[0].astype(np.float32, copy=False)
+        h, w = images.shape[1:3]
+        return self.backend.run(self._feed(images), ["logits"])[0][:, :, :h, :w].astype(np.float32, copy=False)
+
+    def _feed(self, images: np.ndarray) -> np.ndarray:
+        """Normalised NCHW, zero-padded to the multiple the graph needs (as the model pads)."""
+        return pad_to_multiple(self.normalize(images), self.meta.input_multiple)
 
     def logits(self, image: np.ndarray, flip: bool = False,
                scales: Sequence[float] | None = None) -> np.ndarray:

@@ -45,12 +45,18 @@ def test_every_architecture_exports_with_dynamic_shapes(arch, tiny_run, tmp_path
     sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
     dims = sess.get_inputs()[0].shape
     assert isinstance(dims[0], str) and isinstance(dims[2], str) and isinstance(dims[3], str)
+    # The logits graph leaves padding to its caller: H, W multiples of the recorded stride.
+    assert res.metadata.input_multiple == model.stride
+    from pixelwise.runtime.predictor import pad_to_multiple
+
     rng = np.random.default_rng(0)
     for shape in [(1, 3, 64, 96), (2, 3, 45, 77), (1, 3, 33, 130)]:  # batch, odd sizes, not /32
         x = rng.standard_normal(shape).astype(np.float32)
         with torch.no_grad():
             ref = model.eval()(torch.from_numpy(x)).numpy()
-        got = sess.run(None, {"input": x})[0]
+        got, labels = sess.run(None, {"input": pad_to_multiple(x, res.metadata.input_multiple)})
+        got, labels = got[..., :shape[2], :shape[3]], labels[..., :shape[2], :shape[3]]
+        np.testing.assert_array_equal(labels, got.argmax(1))
         assert got.shape == ref.shape
         assert np.abs(got - ref).max() < 1e-3
         assert (got.argmax(1) == ref.argmax(1)).mean() > 0.999

@@ -42,6 +42,22 @@ def test_same_predict_api_and_outputs_as_pytorch(pair):
         np.testing.assert_array_equal(rt.colorize(a.labels), seg.colorize(a.labels))
 
 
+def test_sizes_off_the_stride_are_padded_by_the_runtime(pair):
+    """The logits graph takes multiples of the stride; any other size is padded and cropped by
+    the runtime exactly as the model pads, in both the labels fast path and the scores path."""
+    seg, rt, images = pair
+    assert rt.meta.input_multiple == seg.model.stride > 1
+    image = read_image(images[0])
+    for h, w in [(45, 77), (33, 101), (image.shape[0], image.shape[1])]:
+        crop = np.ascontiguousarray(image[:h, :w])
+        ref = seg.predict(crop, probabilities=True)
+        fast, full = rt.predict(crop), rt.predict(crop, probabilities=True)
+        assert fast.labels.shape == full.labels.shape == (h, w)
+        np.testing.assert_array_equal(fast.labels, full.labels)
+        assert (fast.labels == ref.labels).mean() > 0.999
+        assert np.abs(full.probabilities - ref.probabilities).max() < 1e-4
+
+
 def test_confidence_and_area_summary(pair):
     _, rt, images = pair
     p = rt.predict(images[0], probabilities=True, confidence=True)
