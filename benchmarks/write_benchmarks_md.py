@@ -29,15 +29,15 @@ The current default (FPN widths 64/32) was re-run alone: 68.19 val mIoU in 25 mi
 6.45 img/s), against 67.68 for the earlier 128/64 widths.
 
 Deployment: the default model exported with `--int8` keeps its CamVid accuracy (68.23 val mIoU
-through ONNX Runtime, 68.19 in PyTorch) and runs 3-6x faster than in PyTorch eager, but is slower
-than yolo26n-sem's own ONNX export, a model with 1.96 instead of 3.31 GFLOPs per image that scored
-17.99 mIoU in the same training benchmark: 0.65x (batch 1) / 0.66x (batch 8) in the run below,
-0.78x / 0.89x in a run 20 minutes earlier (28.9 vs 22.4 and 28.1 vs 24.9 ms per image). This VM's
-speed drifts by tens of percent from minute to minute, and it slows the memory-bound depthwise
-layers of EfficientNet more than yolo's dense convs; the inference script interleaves all
+through ONNX Runtime, 68.19 in PyTorch) and runs 3.6x (batch 1) to 5.9x (batch 8) faster than in
+PyTorch eager, but is slower than yolo26n-sem's own ONNX export, a model with 1.96 instead of 3.31
+GFLOPs per image that scored 17.99 mIoU in the same training benchmark: 0.76x (batch 1) and 0.70x
+(batch 8) in the run below; three runs this afternoon ranged 0.65-0.80x and 0.66-0.89x. This VM's
+speed drifts by tens of percent from minute to minute and slows the memory-bound depthwise layers
+of EfficientNet more than yolo's dense convolutions; the inference script interleaves all
 contenders round by round so each sees the same drift. That target of the deploy issue is not
 met. Running the network at 288x360 inside the graph (label map still at 384x480) gives 67.78
-mIoU at 0.77x yolo's speed in the run below.
+mIoU at 0.79x yolo's speed in the run below.
 No GPU was lent to this task, so the GPU figures the issues ask for are not here.
 """
 
