@@ -83,22 +83,24 @@ def _reference(model: torch.nn.Module, imgsz) -> Any:
     return ref
 
 
-def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, labels: bool = True):
+def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, for_runtime: bool):
+    """``for_runtime`` (ONNX / OpenVINO logits graphs): an in-graph labels output and no stride
+    padding (the runtime pads); TorchScript keeps the self-contained logits-only graph."""
     from pixelwise.export.graph import LogitsGraph, PipelineGraph
 
     model = copy.deepcopy(seg.model).float().eval().to(memory_format=torch.contiguous_format)
     if pipeline:
         return PipelineGraph(model, seg.model.mean, seg.model.std, imgsz, outputs, fp16).eval()
-    return LogitsGraph(model, fp16, labels=labels, pad=not labels).eval()  # ONNX/OpenVINO: caller pads
+    return LogitsGraph(model, fp16, labels=for_runtime, pad=not for_runtime).eval()
 
 
 def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic_batch: bool) -> tuple[str, list[str]]:
     import warnings
 
-    s = graph.stride if not pipeline else graph.core.stride
-    h, w = 2 * s + 6, 3 * s + 10  # not a multiple of the stride: the padding path is traced
-    if not pipeline and not graph.pad:
-        h, w = 2 * s, 3 * s
+    core = graph.core if pipeline else graph
+    s = core.stride
+    # Off the stride when the graph pads, so the padding path is traced; on it when the caller pads.
+    h, w = (2 * s + 6, 3 * s + 10) if core.pad else (2 * s, 3 * s)
     if pipeline:
         dummy = torch.zeros(h, w, 3, dtype=torch.uint8)
         in_name, out_names = "image", list(outputs)
@@ -189,7 +191,7 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
             raise ExportError(f"No image to calibrate the int8 export of {src} on (the training dataset "
                               "is not on this machine).", path=src,
                               fix="pass --calib FOLDER_OF_TRAINING_IMAGES (a few dozen like the ones it will see)")
-    graph = _graph(seg, pipeline, fp16, imgsz, outputs, labels=fmt != "torchscript")
+    graph = _graph(seg, pipeline, fp16, imgsz, outputs, for_runtime=fmt != "torchscript")
     in_name, out_names = "input", ["logits"]
     if fmt in ("onnx", "openvino"):
         onnx_path = path if fmt == "onnx" else path.with_suffix(".onnx")

@@ -52,26 +52,15 @@ class LogitsGraph(nn.Module):
         self.pad = pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.pad:
-            return self._unpadded(x)
         h, w = x.shape[-2], x.shape[-1]
-        s = self.stride
-        ph, pw = (s - h % s) % s, (s - w % s) % s
-        x = F.pad(x, (0, pw, 0, ph))
-        if self.fp16:
-            x = x.half()
-        y = self.model.decoder(self.model.encoder(x))
-        if self.upsample:
-            y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return self._outputs(y[:, :, :h, :w])
-
-    def _unpadded(self, x: torch.Tensor):
+        if self.pad:
+            s = self.stride
+            x = F.pad(x, (0, (s - w % s) % s, 0, (s - h % s) % s))
         y = self.model.decoder(self.model.encoder(x.half() if self.fp16 else x))
         if self.upsample:
             y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return self._outputs(y)
-
-    def _outputs(self, y: torch.Tensor):
+        if self.pad:
+            y = y[:, :, :h, :w]
         y = y.float() if self.fp16 else y  # no Cast node in fp32 graphs (it copies the logits)
         return (y, label_map(y)) if self.labels else y
 

@@ -205,16 +205,13 @@ def test_errors_name_the_file_and_the_fix(tmp_path):
 
 def test_labels_output_is_the_logits_argmax_and_used_by_predict(onnx_model, tiny_run):
     """Exports carry an in-graph label map; predict() fetches only it when no scores are asked."""
-    from pathlib import Path as _Path
-
-    from pixelwise.inference.predictor import Segmenter
     from pixelwise.runtime.backends import OrtBackend
 
     be = OrtBackend(onnx_model)
     assert be.output_names == ["logits", "labels"] and be.meta.output_names == ["logits", "labels"]
     seg = RuntimeSegmenter.load(onnx_model)
     assert seg.has_labels_output
-    files = sorted(_Path(Segmenter.load(tiny_run.best, device="cpu").dataset_record()["val"]["images"]).glob("*.jpg"))
+    files = sorted(Path(Segmenter.load(tiny_run.best, device="cpu").dataset_record()["val"]["images"]).glob("*.jpg"))
     for f in files:
         image = read_image(f)
         logits, labels = be.run(seg.normalize(image[None]))
