@@ -73,7 +73,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, feeds: list[np.ndarray], inpu
         # Shape inference + BatchNorm folding first, as ONNX Runtime advises for static quantization.
         root.setLevel(logging.ERROR)  # its shape inference warns about every symbolic dim
         try:
-            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
+            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         finally:
             root.setLevel(level)
         names = [n.name for n in onnx.load(str(pre), load_external_data=False).graph.node]

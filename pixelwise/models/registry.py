@@ -1,6 +1,7 @@
 """Architectures by name (timm-style ``create_model``): any decoder head on any timm encoder."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -25,7 +26,10 @@ _REGISTRY: dict[str, ArchInfo] = {}
 
 
 def register_model(name: str, description: str, out_indices: tuple[int, ...] = (0, 1, 2, 3, 4)):
-    """Decorator: register a head factory ``f(encoder_channels, num_classes, **kw) -> nn.Module``."""
+    """Decorator: register a head factory ``f(encoder_channels, num_classes, **kw) -> nn.Module``.
+
+    A factory that declares a ``reductions`` parameter also gets the encoder's strides (so it can
+    upsample by constant factors, which export to cleaner graphs than sizes read at run time)."""
 
     def wrap(factory: Callable[..., nn.Module]):
         _REGISTRY[name] = ArchInfo(name, factory, description, out_indices)
@@ -72,7 +76,8 @@ def create_model(arch: str = "fpn", encoder: str = "efficientnet_lite0", num_cla
     if num_classes < 1:
         raise ModelError(f"num_classes must be >= 1, got {num_classes}.", fix="pass the class count")
     enc = TimmEncoder(encoder, out_indices=info.out_indices, **(encoder_kwargs or {}))
-    head = info.head(enc.channels, num_classes, **(head_kwargs or {}))
+    extra = {"reductions": list(enc.reductions)} if _accepts(info.head, "reductions") else {}
+    head = info.head(enc.channels, num_classes, **extra, **(head_kwargs or {}))
     spec = {"arch": arch, "encoder": encoder, "num_classes": num_classes,
             "head_kwargs": {**getattr(head, "hparams", {}), **(head_kwargs or {})},
             "encoder_kwargs": dict(encoder_kwargs or {})}
@@ -83,6 +88,13 @@ def create_model(arch: str = "fpn", encoder: str = "efficientnet_lite0", num_cla
     model.mean, model.std = tuple(mean), tuple(std)
     model.spec.update(mean=list(mean), std=list(std))
     return model
+
+
+def _accepts(factory: Callable[..., nn.Module], name: str) -> bool:
+    try:
+        return name in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
 
 
 def build_from_spec(spec: dict[str, Any]) -> "SegmentationModel":

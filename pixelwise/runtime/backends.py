@@ -75,11 +75,6 @@ class OpenVinoBackend:
         if not self.path.exists():
             raise RuntimeModelError(f"Model not found: {self.path}.", path=self.path,
                                     fix="pass the .xml or .onnx file written by 'pixelwise export'")
-        core = ov.Core()
-        config = {"INFERENCE_NUM_THREADS": _threads(threads)} if device == "CPU" else {}
-        model = core.read_model(str(self.path))
-        self.compiled = core.compile_model(model, device, config)
-        self.request = self.compiled.create_infer_request()
         embedded = None
         if self.path.suffix == ".onnx":
             import onnx  # optional: only to read metadata_props when no sidecar exists
@@ -88,6 +83,17 @@ class OpenVinoBackend:
                 props = {p.key: p.value for p in onnx.load(str(self.path), load_external_data=False).metadata_props}
                 embedded = props.get("pixelwise")
         self.meta = read_metadata(self.path, embedded)
+        core = ov.Core()
+        config: dict = {}
+        if device == "CPU":
+            config["INFERENCE_NUM_THREADS"] = _threads(threads)
+            # OpenVINO runs "fp32" models in bf16 on CPUs with native bf16 (AVX512-BF16, AMX): an
+            # fp32 or int8 export would then not compute what its export check verified.
+            if self.meta.precision in ("fp32", "int8"):
+                config["INFERENCE_PRECISION_HINT"] = "f32"
+        model = core.read_model(str(self.path))
+        self.compiled = core.compile_model(model, device, config)
+        self.request = self.compiled.create_infer_request()
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
 
     def run(self, feed: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
