@@ -70,7 +70,11 @@ def quantize_int8(fp32_path: Path, out_path: Path, feeds: list[np.ndarray], inpu
     root, level = logging.getLogger(), logging.getLogger().level
     with tempfile.TemporaryDirectory(prefix="pixelwise_int8_") as tmp:
         pre = Path(tmp) / "pre.onnx"
-        # Shape inference + BatchNorm folding first, as ONNX Runtime advises for static quantization.
+        # ONNX shape inference + BatchNorm folding first, as ONNX Runtime advises for static
+        # quantization. Its symbolic shape inference is skipped: it adds nothing for a conv net
+        # (every dim it cannot resolve is symbolic anyway), gives up on Resize-by-scale chains
+        # of dynamic sizes, and when it does, leaves a temporary model and a 12 MB external-data
+        # file in the current directory.
         root.setLevel(logging.ERROR)  # its shape inference warns about every symbolic dim
         try:
             quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)

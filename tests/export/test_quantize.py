@@ -118,3 +118,15 @@ def test_calibration_images_spread_and_cropped(tmp_path):
     assert ims[0].shape == (1024, 1024, 3) and ims[1].shape == (40, 60, 3)
     big = np.asarray(Image.open(folder / "00.png"))
     np.testing.assert_array_equal(ims[0], big[138:1162, 38:1062])  # centre crop at full scale
+
+
+def test_int8_export_leaves_nothing_in_the_working_directory(tiny_run, tmp_path, monkeypatch):
+    """ONNX Runtime's tools can drop temporary models (and 12 MB external-data files) in the
+    current directory: exporting from a project folder must not litter it."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    res = export(tiny_run.best, "onnx", tmp_path / "out" / "p.onnx", int8=True, pipeline=True,
+                 imgsz=(64, 96), outputs=("labels",), min_agreement=0.5)
+    assert res.path.exists()
+    assert list(work.iterdir()) == []

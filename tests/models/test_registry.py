@@ -36,3 +36,30 @@ def test_models_command_lists_parameter_counts(capsys):
     for arch in ("fcn", "unet", "deeplabv3plus", "fpn"):
         assert arch in out
     assert "params (M)" in out
+
+
+def test_fpn_constant_scale_upsampling_equals_size_based_and_exports_without_shape_chains(tmp_path):
+    """The FPN reads its upsampling factors from the encoder's reductions: same numbers as
+    upsampling to the target sizes, but an exported decoder holds no Shape ops."""
+    import onnx
+
+    torch.manual_seed(0)
+    model = create_model("fpn", "efficientnet_lite0", num_classes=4).eval()
+    assert model.decoder.step_scales == [2, 2, 2] and model.decoder.out_scales == [1, 2, 4, 8]
+    x = torch.randn(2, 3, 70, 100)  # padded to 96x128 inside the model
+    with torch.no_grad():
+        by_scale = model(x)
+        model.decoder.step_scales = model.decoder.out_scales = None  # the size-based path
+        by_size = model(x)
+    assert torch.equal(by_scale, by_size)
+
+    def decoder_shape_ops(m) -> int:
+        path = tmp_path / "m.onnx"
+        torch.onnx.export(m.decoder, ([torch.randn(1, c, 64 // r, 96 // r) for c, r in
+                                      zip(m.encoder.channels, m.encoder.reductions)],), str(path),
+                          dynamo=False, input_names=[f"f{i}" for i in range(5)],
+                          dynamic_axes={f"f{i}": {2: f"h{i}", 3: f"w{i}"} for i in range(5)})
+        return sum(n.op_type == "Shape" for n in onnx.load(str(path)).graph.node)
+
+    assert decoder_shape_ops(model) > 0  # what sizes cost in a graph
+    assert decoder_shape_ops(create_model("fpn", "efficientnet_lite0", num_classes=4).eval()) == 0
