@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_DATA = (REPO / ".." / "shared" / "datasets" / "camvid" / "dataset.yaml").resolve()
 CONTENDERS = {
-    "pixelwise": ("peers.pixelwise_recipe", "pixelwise (default recipe: FPN + EfficientNet-Lite0)"),
+    "pixelwise": ("peers.pixelwise_recipe", "pixelwise (default recipe: FPN-Lite + EfficientNet-Lite0)"),
     "smp": ("peers.smp_loop", "SMP Unet + EfficientNet-Lite0 (plain PyTorch loop)"),
     "yolo": ("peers.yolo_sem", "Ultralytics yolo26n-sem (from scratch)"),
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["camvid.md", "camvid_default.md", "step_time.md", "data_loading.md", "inference.md",
+ORDER = ["camvid.md", "camvid_default.md", "camvid_fpn64.md", "step_time.md", "data_loading.md", "inference.md",
          "deploy_accuracy.md", "serve_load.md"]
 
 HEADER = """# Benchmarks

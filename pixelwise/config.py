@@ -18,7 +18,7 @@ from pixelwise.errors import ConfigError
 
 @dataclass
 class ModelConfig:
-    arch: str = "fpn"
+    arch: str = "fpn_lite"
     encoder: str = "efficientnet_lite0"
     pretrained: str | None = "offline"  # 'offline' | 'timm' | path | None
     head_kwargs: dict[str, Any] = field(default_factory=dict)

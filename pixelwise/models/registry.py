@@ -42,12 +42,14 @@ def _register_builtin() -> None:
     from pixelwise.models.heads.deeplabv3plus import DeepLabV3PlusHead
     from pixelwise.models.heads.fcn import FCNHead
     from pixelwise.models.heads.fpn import FPNHead
+    from pixelwise.models.heads.fpn_lite import FPNLiteHead
     from pixelwise.models.heads.unet import UNetHead
 
     register_model("fcn", "FCN: conv head on the deepest feature (Long et al. 2015)")(FCNHead)
     register_model("unet", "U-Net decoder with skips at every stride, SMP-style (Ronneberger et al. 2015)")(UNetHead)
     register_model("deeplabv3plus", "DeepLabV3+: separable ASPP + stride-4 fusion (Chen et al. 2018)")(DeepLabV3PlusHead)
     register_model("fpn", "Semantic FPN: pyramid merged at stride 4 (Kirillov et al. 2019)")(FPNHead)
+    register_model("fpn_lite", "FPN context merged at stride 8 + cheap stride-4 detail (CPU deployment)")(FPNLiteHead)
 
 
 _register_builtin()

@@ -30,7 +30,7 @@ class ExportMetadata:
     mean: list[float]
     std: list[float]
     stride: int
-    graph: str = "logits"  # "logits": float NCHW normalised in, NxCxHxW logits out
+    graph: str = "logits"  # "logits": float NCHW normalised in, logits (see logits_layout) out
     #                          "pipeline": uint8 HxWx3 in, labels HxW (+ probabilities CxHxW) out
     ignore_index: int = 255
     arch: str = ""
@@ -43,6 +43,9 @@ class ExportMetadata:
     # Logits graphs: H and W must be multiples of this (the runtime pads with zeros after
     # normalisation and crops the outputs); 1 = the graph pads itself (pipeline graphs, older exports).
     input_multiple: int = 1
+    # Logits graphs: "NHWC" (NxHxWxC, what pixelwise writes since 0.1: cheaper upsampling and
+    # arg-max in the graph) or "NCHW" (older exports, TorchScript).
+    logits_layout: str = "NCHW"
     output_names: list[str] = field(default_factory=lambda: ["logits"])
     train_size: list[int] | None = None
     version: str = ""

@@ -110,7 +110,10 @@ class RuntimeSegmenter(DrawMixin):
                 outs.append(probs[0].astype(np.float32, copy=False))
             return np.stack(outs)
         h, w = images.shape[1:3]
-        return self.backend.run(self._feed(images), ["logits"])[0][:, :, :h, :w].astype(np.float32, copy=False)
+        logits = self.backend.run(self._feed(images), ["logits"])[0]
+        if self.meta.logits_layout == "NHWC":
+            logits = logits.transpose(0, 3, 1, 2)  # a view: callers index it, nothing copies
+        return logits[:, :, :h, :w].astype(np.float32, copy=False)
 
     def _feed(self, images: np.ndarray) -> np.ndarray:
         """Normalised NCHW, zero-padded to the multiple the graph needs (as the model pads)."""

@@ -29,7 +29,7 @@ def test_run_folder_has_everything(tiny_run):
     assert last["finished"] and last["iteration"] == tiny_run.iterations == 6
     assert last["config"]["epochs"] == 2
     best = load_checkpoint(d / "best.pt")
-    assert "optimizer" not in best and best["model_spec"]["arch"] == "fpn"
+    assert "optimizer" not in best and best["model_spec"]["arch"] == "fpn_lite"  # the default
 
 
 def test_config_reproduces_the_run(tiny_run):
@@ -72,8 +72,8 @@ def test_checkpoint_for_another_model_or_class_count(tiny_run, tmp_path: Path):
 
     ckpt = load_checkpoint(tiny_run.best)
     with pytest.raises(CheckpointError, match="num_classes=11"):
-        load_model_weights(create_model("fpn", "efficientnet_lite0", 5), ckpt, tiny_run.best)
-    with pytest.raises(CheckpointError, match="arch='fpn'"):
+        load_model_weights(create_model("fpn_lite", "efficientnet_lite0", 5), ckpt, tiny_run.best)
+    with pytest.raises(CheckpointError, match="arch='fpn_lite'"):
         load_model_weights(create_model("unet", "efficientnet_lite0", 11), ckpt, tiny_run.best)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00garbage")

@@ -47,6 +47,8 @@ def test_every_architecture_exports_with_dynamic_shapes(arch, tiny_run, tmp_path
     assert isinstance(dims[0], str) and isinstance(dims[2], str) and isinstance(dims[3], str)
     # The logits graph leaves padding to its caller: H, W multiples of the recorded stride.
     assert res.metadata.input_multiple == model.stride
+    # Logits come out channels-last (NxHxWxC): upsampling and arg-max are cheaper that way.
+    assert res.metadata.logits_layout == "NHWC"
     from pixelwise.runtime.predictor import pad_to_multiple
 
     rng = np.random.default_rng(0)
@@ -55,6 +57,7 @@ def test_every_architecture_exports_with_dynamic_shapes(arch, tiny_run, tmp_path
         with torch.no_grad():
             ref = model.eval()(torch.from_numpy(x)).numpy()
         got, labels = sess.run(None, {"input": pad_to_multiple(x, res.metadata.input_multiple)})
+        got = got.transpose(0, 3, 1, 2)
         got, labels = got[..., :shape[2], :shape[3]], labels[..., :shape[2], :shape[3]]
         np.testing.assert_array_equal(labels, got.argmax(1))
         assert got.shape == ref.shape
@@ -134,6 +137,9 @@ def test_other_formats_verified(fmt, tiny_run, small_seg, tmp_path):
         ref = RuntimeSegmenter.load(export(small_seg, "onnx", tmp_path / "m.onnx", images=images).path)
         image = read_image(_val_images(tiny_run)[0])
         assert (ov.predict(image).labels == ref.predict(image).labels).mean() > 0.999
+        # ONNX logits are channels-last, OpenVINO's channels-first; the runtime hides it.
+        assert (ref.meta.logits_layout, ov.meta.logits_layout) == ("NHWC", "NCHW")
+        np.testing.assert_allclose(ov.scores(image[None]), ref.scores(image[None]), atol=1e-2)
 
 
 def test_fp16_export_reports_its_accuracy(tiny_run, tmp_path):

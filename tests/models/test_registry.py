@@ -7,10 +7,10 @@ from pixelwise.models.registry import count_parameters
 
 
 def test_registry_has_the_promised_architectures():
-    assert {"fcn", "unet", "deeplabv3plus", "fpn"} <= set(list_models())
+    assert {"fcn", "unet", "deeplabv3plus", "fpn", "fpn_lite"} <= set(list_models())
 
 
-@pytest.mark.parametrize("arch", ["fcn", "unet", "deeplabv3plus", "fpn"])
+@pytest.mark.parametrize("arch", ["fcn", "unet", "deeplabv3plus", "fpn", "fpn_lite"])
 @pytest.mark.parametrize("encoder", ["efficientnet_lite0", "resnet18"])
 def test_any_arch_on_any_encoder_any_size(arch, encoder):
     model = create_model(arch, encoder, num_classes=5).eval()
@@ -38,18 +38,25 @@ def test_models_command_lists_parameter_counts(capsys):
     assert "params (M)" in out
 
 
-def test_fpn_constant_scale_upsampling_equals_size_based_and_exports_without_shape_chains(tmp_path):
-    """The FPN reads its upsampling factors from the encoder's reductions: same numbers as
-    upsampling to the target sizes, but an exported decoder holds no Shape ops."""
+def _size_based(model) -> None:
+    """Switch a pyramid head to upsampling by target sizes (what it does without reductions)."""
+    for attr in ("step_scales", "out_scales", "scales"):
+        if hasattr(model.decoder, attr):
+            setattr(model.decoder, attr, None)
+
+
+@pytest.mark.parametrize("arch", ["fpn", "fpn_lite"])
+def test_pyramid_heads_upsample_by_constant_factors_equal_to_sizes_and_export_without_shape_chains(arch, tmp_path):
+    """The pyramid heads read their upsampling factors from the encoder's reductions: the same
+    numbers as upsampling to the target sizes, but an exported decoder holds no Shape ops."""
     import onnx
 
     torch.manual_seed(0)
-    model = create_model("fpn", "efficientnet_lite0", num_classes=4).eval()
-    assert model.decoder.step_scales == [2, 2, 2] and model.decoder.out_scales == [1, 2, 4, 8]
+    model = create_model(arch, "efficientnet_lite0", num_classes=4).eval()
     x = torch.randn(2, 3, 70, 100)  # padded to 96x128 inside the model
     with torch.no_grad():
         by_scale = model(x)
-        model.decoder.step_scales = model.decoder.out_scales = None  # the size-based path
+        _size_based(model)
         by_size = model(x)
     assert torch.equal(by_scale, by_size)
 
@@ -62,4 +69,4 @@ def test_fpn_constant_scale_upsampling_equals_size_based_and_exports_without_sha
         return sum(n.op_type == "Shape" for n in onnx.load(str(path)).graph.node)
 
     assert decoder_shape_ops(model) > 0  # what sizes cost in a graph
-    assert decoder_shape_ops(create_model("fpn", "efficientnet_lite0", num_classes=4).eval()) == 0
+    assert decoder_shape_ops(create_model(arch, "efficientnet_lite0", num_classes=4).eval()) == 0

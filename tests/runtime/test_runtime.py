@@ -216,6 +216,6 @@ def test_labels_output_is_the_logits_argmax_and_used_by_predict(onnx_model, tiny
         image = read_image(f)
         logits, labels = be.run(seg.normalize(image[None]))
         assert labels.dtype == np.uint8 and labels.shape == (1, *image.shape[:2])
-        np.testing.assert_array_equal(labels, logits.argmax(1))
+        np.testing.assert_array_equal(labels, logits.argmax(-1))  # NHWC logits
         np.testing.assert_array_equal(seg.predict(image).labels, labels[0])  # fast path
         np.testing.assert_array_equal(seg.predict(image, confidence=True).labels, labels[0])  # scores path
