@@ -40,9 +40,7 @@ def test_models_command_lists_parameter_counts(capsys):
 
 def _size_based(model) -> None:
     """Switch a pyramid head to upsampling by target sizes (what it does without reductions)."""
-    for attr in ("step_scales", "out_scales", "scales"):
-        if hasattr(model.decoder, attr):
-            setattr(model.decoder, attr, None)
+    model.decoder.scales = None
 
 
 @pytest.mark.parametrize("arch", ["fpn", "fpn_lite"])
@@ -53,6 +51,7 @@ def test_pyramid_heads_upsample_by_constant_factors_equal_to_sizes_and_export_wi
 
     torch.manual_seed(0)
     model = create_model(arch, "efficientnet_lite0", num_classes=4).eval()
+    assert model.decoder.scales == [1, 2, 4, 8]  # strides 4, 8, 16, 32 relative to stride 4
     x = torch.randn(2, 3, 70, 100)  # padded to 96x128 inside the model
     with torch.no_grad():
         by_scale = model(x)

@@ -11,10 +11,9 @@ adding low-level detail), so the only stride-4 work is a few cheap layers.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.models.blocks import ConvBNReLU, SeparableConvBNReLU
+from pixelwise.models.blocks import ConvBNReLU, SeparableConvBNReLU, level_scales, upsample
 
 
 class FPNLiteHead(nn.Module):
@@ -35,23 +34,11 @@ class FPNLiteHead(nn.Module):
         self.fuse = SeparableConvBNReLU(seg_channels, seg_channels)
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(seg_channels, num_classes, 1)
-        # Constant upsampling factors (exported graphs get no Shape chains); None: use sizes.
-        self.scales: list[int] | None = None
-        if reductions is not None:
-            red = list(reductions)[fine_level:]
-            if all(b % a == 0 for a, b in zip(red, red[1:])):
-                self.scales = [r // red[0] for r in red]  # each level relative to the fine one
+        self.scales = level_scales(reductions, fine_level)  # None: upsample to sizes
 
     def _up(self, x: torch.Tensor, level: int, to_level: int, like: torch.Tensor, mode: str) -> torch.Tensor:
-        extra = {} if mode == "nearest" else {"align_corners": False}
-        if self.scales is None:
-            if x.shape[2:] == like.shape[2:]:
-                return x
-            return F.interpolate(x, size=like.shape[2:], mode=mode, **extra)
-        factor = self.scales[level] // self.scales[to_level]
-        if factor == 1:
-            return x
-        return F.interpolate(x, scale_factor=float(factor), mode=mode, **extra)
+        """Upsample level ``level`` (0 = the fine level) to ``to_level``."""
+        return upsample(x, self.scales[level] // self.scales[to_level] if self.scales else None, like, mode)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         fine = features[self.fine_level]
