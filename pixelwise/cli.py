@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("data", nargs="?", help="dataset YAML (or a folder with dataset.yaml)")
     t.add_argument("--resume", nargs="?", const="runs/train", help="continue a run (folder or last.pt)")
     t.add_argument("--config", help="a config.yaml to start from (e.g. from an earlier run)")
-    t.add_argument("--model", help="architecture (see 'pixelwise models'); default fpn")
+    t.add_argument("--model", help="architecture (see 'pixelwise models'); default fpn_lite")
     t.add_argument("--encoder", help="timm encoder name; default efficientnet_lite0")
     t.add_argument("--pretrained", help="offline | timm | none | PATH to weights")
     t.add_argument("--freeze", type=int, help="encoder stages kept frozen (default 2)")
