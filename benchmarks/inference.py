@@ -324,17 +324,20 @@ def run_interleaved(jobs: list[tuple[dict, Callable[[], object]]], rounds: int) 
 
 
 def run_paired(fa: Callable[[], object], fb: Callable[[], object], pairs: int) -> dict:
-    """Head-to-head: A and B called alternately (A B A B ...), one call each per pair.
+    """Head-to-head: A and B in alternation, A A B B A A B B ..., the second call of each couple timed.
 
     This VM's speed jumps between a fast and a slow phase that last seconds (the same call took
     8 ms and 20 ms within one minute), so contenders timed in turn, even round by round, land
-    in different phases. Alternating call by call gives both the same phase; the ratio of each
-    pair is compared, and the median over pairs is the figure."""
+    in different phases; alternating every few milliseconds gives both the same phases. The
+    untimed first call of each couple absorbs the other session's thread pool, which keeps
+    spinning for a while after its call returns (timed straight after it, a call took twice as
+    long). The ratio of each pair is compared; the median over pairs is the figure."""
     for _ in range(3):
         fa(), fb()
     ta, tb = [], []
     for _ in range(pairs):
         for fn, ts in ((fa, ta), (fb, tb)):
+            fn()
             t = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t)
@@ -372,7 +375,7 @@ def write_report(path: Path, rows: list[dict], gemms: dict[str, float], notes: l
              f"python {sys.version.split()[0]}",
              f"- **Command:** `{command}`",
              "- **Input:** 384x480, 11 classes, batch 1 and 8, median of interleaved rounds (every contender once per round; "
-             "the head-to-head with yolo26n-sem alternates call by call), untrained weights "
+             "the head-to-head with yolo26n-sem alternates every two calls), untrained weights "
              "(speed does not depend on them; the accuracy of the same recipe is in the CamVid sections).",
              f"- fp32 GEMM rate (2048x2048x2048, {THREADS} threads), best of "
              + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in gemms.items())
@@ -387,8 +390,9 @@ def write_report(path: Path, rows: list[dict], gemms: dict[str, float], notes: l
     if head_to_head:
         lines += ["### Head to head: deployed default vs yolo26n-sem", "",
                   f"{PW} exported with `--int8`, ONNX Runtime, in-graph labels, against yolo26n-sem's "
-                  "Ultralytics ONNX export, called alternately (A B A B ...) so both see the same machine "
-                  "phase; 'speed ratio' is yolo's time / pixelwise's time per pair (above 1: pixelwise is faster).", "",
+                  "Ultralytics ONNX export, called in alternation (A A B B ..., the second call of each couple "
+                  "timed) so both see the same machine phase; 'speed ratio' is yolo's time / pixelwise's time "
+                  "per pair (above 1: pixelwise is faster).", "",
                   "| batch | pairs | pixelwise ms/img (median / p10) | yolo26n-sem ms/img (median / p10) | speed ratio: median (p25-p75) |",
                   "|---:|---:|---:|---:|---:|"]
         for d in head_to_head:

@@ -219,3 +219,30 @@ def test_labels_output_is_the_logits_argmax_and_used_by_predict(onnx_model, tiny
         np.testing.assert_array_equal(labels, logits.argmax(-1))  # NHWC logits
         np.testing.assert_array_equal(seg.predict(image).labels, labels[0])  # fast path
         np.testing.assert_array_equal(seg.predict(image, confidence=True).labels, labels[0])  # scores path
+
+
+def test_exports_written_before_channels_last_logits_still_predict_the_same(onnx_model, tiny_run, tmp_path):
+    """ONNX exports now carry NxHxWxC logits (metadata logits_layout: NHWC). A file written
+    before that (NCHW logits, no logits_layout in its metadata) must give the same scores."""
+    import json
+
+    import onnx
+
+    from pixelwise.export.exporter import _export_onnx
+    from pixelwise.export.graph import LogitsGraph
+
+    new = RuntimeSegmenter.load(onnx_model)
+    assert new.meta.logits_layout == "NHWC"
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    old_path = tmp_path / "old.onnx"
+    _export_onnx(LogitsGraph(seg.model.eval(), labels=True, pad=False), old_path, False, (), 17, True)
+    meta = json.loads({p.key: p.value for p in onnx.load(str(onnx_model)).metadata_props}["pixelwise"])
+    del meta["logits_layout"]  # what an older pixelwise wrote
+    m = onnx.load(str(old_path))
+    m.metadata_props.add(key="pixelwise", value=json.dumps(meta))
+    onnx.save(m, str(old_path))
+    old = RuntimeSegmenter.load(old_path)
+    assert old.meta.logits_layout == "NCHW"
+    image = read_image(sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))[0])[:70, :100]
+    np.testing.assert_allclose(old.scores(image[None]), new.scores(image[None]), atol=1e-4)
+    np.testing.assert_array_equal(old.predict(image).labels, new.predict(image).labels)
