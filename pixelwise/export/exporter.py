@@ -92,7 +92,7 @@ def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, for_runtime: bool, c
 
     model = copy.deepcopy(seg.model).float().eval().to(memory_format=torch.contiguous_format)
     if pipeline:
-        return PipelineGraph(model, seg.model.mean, seg.model.std, imgsz, outputs, fp16).eval()
+        return PipelineGraph(model, seg.model.mean, seg.model.std, imgsz, outputs, fp16, channels_last).eval()
     return LogitsGraph(model, fp16, labels=for_runtime, pad=not for_runtime, channels_last=channels_last).eval()
 
 

@@ -71,8 +71,8 @@ class LogitsGraph(nn.Module):
     ``channels_last``: the logits come out NxHxWxC (the metadata says ``logits_layout: NHWC``),
     upsampled and arg-maxed channels-last (see ``_UpsampleChannelsLast``). ONNX Runtime computes
     every output of a graph whichever are fetched, so the logits must be the very tensor the
-    labels come from; a transpose back to NCHW would cost what the layout saves. Needs
-    ``pad=False`` and a whole upsampling factor (else the graph stays NCHW)."""
+    labels come from; a transpose back to NCHW would cost what the layout saves. Needs a whole
+    upsampling factor (else the graph stays NCHW)."""
 
     def __init__(self, model: nn.Module, fp16: bool = False, labels: bool = False, pad: bool = True,
                  channels_last: bool = False):
@@ -84,7 +84,7 @@ class LogitsGraph(nn.Module):
         self.fp16 = fp16
         self.labels = labels
         self.pad = pad
-        self.channels_last = channels_last and not pad and self.factor is not None
+        self.channels_last = channels_last and self.factor is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2], x.shape[-1]
@@ -96,6 +96,8 @@ class LogitsGraph(nn.Module):
             y = (y.float() if self.fp16 else y).permute(0, 2, 3, 1)
             if self.upsample:
                 y = _UpsampleChannelsLast.apply(y, self.factor)
+            if self.pad:
+                y = y[:, :h, :w, :]
             return (y, label_map(y, dim=-1)) if self.labels else y
         if self.upsample:
             y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
@@ -107,12 +109,17 @@ class LogitsGraph(nn.Module):
 
 class PipelineGraph(nn.Module):
     """uint8 HxWx3 RGB -> (labels HxW uint8, probabilities CxHxW float32): resize (optional),
-    normalise and pad inside, so a C++/JS caller needs no pre- or post-processing."""
+    normalise and pad inside, so a C++/JS caller needs no pre- or post-processing.
+
+    ``channels_last`` (ONNX, no ``imgsz``): upsampling, arg-max and softmax run over HxWxC, as in
+    the logits graphs; the probabilities output keeps its CxHxW layout (one transpose, only in
+    graphs that have that output)."""
 
     def __init__(self, model: nn.Module, mean, std, imgsz: tuple[int, int] | None = None,
-                 outputs: tuple[str, ...] = ("labels", "probabilities"), fp16: bool = False):
+                 outputs: tuple[str, ...] = ("labels", "probabilities"), fp16: bool = False,
+                 channels_last: bool = False):
         super().__init__()
-        self.core = LogitsGraph(model, fp16)
+        self.core = LogitsGraph(model, fp16, channels_last=channels_last and not imgsz)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("inv_std", 1.0 / (torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0))
         self.imgsz = tuple(imgsz) if imgsz else None
@@ -128,6 +135,12 @@ class PipelineGraph(nn.Module):
         if self.imgsz:
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         out = []
+        if self.core.channels_last:  # 1xHxWxC
+            if "labels" in self.outputs:
+                out.append(label_map(logits, dim=-1)[0])
+            if "probabilities" in self.outputs:
+                out.append(logits.softmax(-1)[0].permute(2, 0, 1))
+            return tuple(out) if len(out) > 1 else out[0]
         if "labels" in self.outputs:
             out.append(label_map(logits)[0])
         if "probabilities" in self.outputs:
