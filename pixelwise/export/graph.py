@@ -134,15 +134,10 @@ class PipelineGraph(nn.Module):
         logits = self.core(x)
         if self.imgsz:
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        last = self.core.channels_last  # logits 1xHxWxC instead of 1xCxHxW
         out = []
-        if self.core.channels_last:  # 1xHxWxC
-            if "labels" in self.outputs:
-                out.append(label_map(logits, dim=-1)[0])
-            if "probabilities" in self.outputs:
-                out.append(logits.softmax(-1)[0].permute(2, 0, 1))
-            return tuple(out) if len(out) > 1 else out[0]
         if "labels" in self.outputs:
-            out.append(label_map(logits)[0])
+            out.append(label_map(logits, dim=-1 if last else 1)[0])
         if "probabilities" in self.outputs:
-            out.append(channel_softmax(logits)[0])
+            out.append(logits.softmax(-1)[0].permute(2, 0, 1) if last else channel_softmax(logits)[0])
         return tuple(out) if len(out) > 1 else out[0]

@@ -66,7 +66,7 @@ def arch_info(name: str) -> ArchInfo:
     return _REGISTRY[name]
 
 
-def create_model(arch: str = "fpn", encoder: str = "efficientnet_lite0", num_classes: int = 2,
+def create_model(arch: str = "fpn_lite", encoder: str = "efficientnet_lite0", num_classes: int = 2,
                  pretrained: str | Path | None = None, head_kwargs: dict[str, Any] | None = None,
                  encoder_kwargs: dict[str, Any] | None = None) -> "SegmentationModel":
     """Build ``arch`` on the timm ``encoder``; ``pretrained`` is None, 'offline', 'timm' or a path."""
