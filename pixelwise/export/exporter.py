@@ -83,17 +83,20 @@ def _reference(model: torch.nn.Module, imgsz) -> Any:
     return ref
 
 
-def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, for_runtime: bool, channels_last: bool):
-    """``for_runtime`` (ONNX / OpenVINO logits graphs): an in-graph labels output and no stride
-    padding (the runtime pads); TorchScript keeps the self-contained logits-only graph.
-    ``channels_last`` (ONNX only): NHWC logits, cheaper in ONNX Runtime; OpenVINO's CPU plugin
-    runs that resize 2x slower than the NCHW one, so its exports stay NCHW."""
+def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, fmt: str):
+    """ONNX / OpenVINO logits graphs get an in-graph labels output and no stride padding (the
+    runtime pads); TorchScript keeps the self-contained logits-only graph. ONNX and OpenVINO
+    graphs put out NHWC logits and arg-max over the last axis; OpenVINO's upsample NCHW first
+    (its CPU plugin interpolates NHWC 7x slower; see ``LogitsGraph``)."""
     from pixelwise.export.graph import LogitsGraph, PipelineGraph
 
     model = copy.deepcopy(seg.model).float().eval().to(memory_format=torch.contiguous_format)
+    last, planar = fmt in ("onnx", "openvino"), fmt == "openvino"
     if pipeline:
-        return PipelineGraph(model, seg.model.mean, seg.model.std, imgsz, outputs, fp16, channels_last).eval()
-    return LogitsGraph(model, fp16, labels=for_runtime, pad=not for_runtime, channels_last=channels_last).eval()
+        return PipelineGraph(model, seg.model.mean, seg.model.std, imgsz, outputs, fp16, last, planar).eval()
+    for_runtime = fmt != "torchscript"
+    return LogitsGraph(model, fp16, labels=for_runtime, pad=not for_runtime, channels_last=last,
+                       resize_planar=planar).eval()
 
 
 def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic_batch: bool) -> tuple[str, list[str]]:
@@ -194,8 +197,7 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
             raise ExportError(f"No image to calibrate the int8 export of {src} on (the training dataset "
                               "is not on this machine).", path=src,
                               fix="pass --calib FOLDER_OF_TRAINING_IMAGES (a few dozen like the ones it will see)")
-    graph = _graph(seg, pipeline, fp16, imgsz, outputs, for_runtime=fmt != "torchscript",
-                   channels_last=fmt == "onnx")
+    graph = _graph(seg, pipeline, fp16, imgsz, outputs, fmt)
     in_name, out_names = "input", ["logits"]
     if fmt in ("onnx", "openvino"):
         onnx_path = path if fmt == "onnx" else path.with_suffix(".onnx")

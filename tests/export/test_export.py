@@ -137,9 +137,15 @@ def test_other_formats_verified(fmt, tiny_run, small_seg, tmp_path):
         ref = RuntimeSegmenter.load(export(small_seg, "onnx", tmp_path / "m.onnx", images=images).path)
         image = read_image(_val_images(tiny_run)[0])
         assert (ov.predict(image).labels == ref.predict(image).labels).mean() > 0.999
-        # ONNX logits are channels-last, OpenVINO's channels-first; the runtime hides it.
-        assert (ref.meta.logits_layout, ov.meta.logits_layout) == ("NHWC", "NCHW")
+        # Both put out channels-last logits (OpenVINO's upsampled channels-first, then transposed).
+        assert (ref.meta.logits_layout, ov.meta.logits_layout) == ("NHWC", "NHWC")
         np.testing.assert_allclose(ov.scores(image[None]), ref.scores(image[None]), atol=1e-2)
+        # Pipeline graphs too (uint8 image in; probabilities keep their CxHxW layout).
+        pipes = [RuntimeSegmenter.load(export(small_seg, f, tmp_path / f"p.{ext}", images=images, pipeline=True,
+                                              outputs=("labels", "probabilities")).path)
+                 for f, ext in (("openvino", "xml"), ("onnx", "onnx"))]
+        assert (pipes[0].predict(image).labels == pipes[1].predict(image).labels).mean() > 0.999
+        np.testing.assert_allclose(pipes[0].scores(image[None]), pipes[1].scores(image[None]), atol=1e-3)
 
 
 def test_fp16_export_reports_its_accuracy(tiny_run, tmp_path):
