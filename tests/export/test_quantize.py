@@ -46,17 +46,20 @@ def test_int8_export_is_quantized_calibrated_on_train_and_verified(int8_onnx, ti
     assert sorted(p.name for p in res.path.parent.iterdir()) == ["m_int8.onnx", "m_int8.onnx.json"]
 
 
-def test_int8_keeps_stem_classifier_and_upsampling_in_float(int8_onnx):
+def test_int8_quantizes_stem_keeps_classifier_and_upsampling_in_float(int8_onnx):
     graph = onnx.load(str(int8_onnx.path)).graph
     dq_inputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    for name, n in convs.items():
+        if "classifier" in name:
+            assert n.input[1] not in dq_inputs, name  # float weights: stays a float Conv
+    stem = next(n for name, n in convs.items() if "conv_stem" in name)
+    assert stem.input[0] in dq_inputs and stem.input[1] in dq_inputs  # int8 in, int8 weights
     for n in graph.node:
-        if n.op_type == "Conv" and ("classifier" in n.name or "conv_stem" in n.name):
-            assert n.input[1] not in dq_inputs, n.name  # float weights: stays a float Conv
         if n.op_type == "Resize" and "decoder" not in n.name:
             assert not dq_inputs & set(n.input), n.name
     assert float_nodes(["/a/encoder/conv_stem/Conv", "/a/encoder/b/Conv", "/a/decoder/classifier/Conv",
-                        "/Resize", "/Slice"]) == ["/Resize", "/Slice", "/a/decoder/classifier/Conv",
-                                                  "/a/encoder/conv_stem/Conv"]
+                        "/Resize", "/Slice"]) == ["/Resize", "/Slice", "/a/decoder/classifier/Conv"]
 
 
 def test_int8_runtime_predictions_and_val_close_to_fp32(int8_onnx, onnx_model, tiny_run):
