@@ -12,7 +12,8 @@ Two tables, both with every contender in the same run:
    exports fetching their in-graph 'labels' output vs yolo26n-sem exported *by Ultralytics*
    (`YOLO.export(format="onnx")`, whose graph upsamples and arg-maxes itself), 11 classes each.
 
-Untrained weights (speed does not depend on them); int8 is calibrated on CamVid training images
+Untrained weights with trained-like BatchNorm terms (``like_trained``; speed does not depend
+on the values, but identical folded biases change the exported graphs); int8 is calibrated on CamVid training images
 when ../shared is present (else on random images: same speed, meaningless accuracy).
 
     python benchmarks/inference.py [--repeats 15] [--out benchmarks/results/inference.md]
@@ -108,6 +109,24 @@ def gemm_jobs(n: int = 2048) -> list[tuple[str, str, float, Callable[[], object]
     return jobs
 
 
+def like_trained(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every BatchNorm trained-like statistics and affine terms. Fresh BatchNorms fold into
+    identical conv biases, which the ONNX exporter merges into one shared constant; in an int8
+    graph a bias shared with a quantized conv became a runtime DequantizeLinear that kept the
+    float stem conv off ONNX Runtime's fast path (1.2 ms instead of 0.6). Trained models have
+    distinct biases, so the timed graphs should too."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    return model
+
+
 def cpu_description() -> str:
     """CPU model and the instruction sets that decide int8/bf16 speed (VNNI, AVX-512, AMX)."""
     try:
@@ -184,7 +203,7 @@ def ultralytics_onnx(tmp: Path, batch: int) -> Path:
 
     yolo = YOLO("yolo26n-sem.yaml")
     old = yolo.model
-    yolo.model = SemanticSegmentationModel("yolo26n-sem.yaml", nc=C, verbose=False)
+    yolo.model = like_trained(SemanticSegmentationModel("yolo26n-sem.yaml", nc=C, verbose=False))
     yolo.model.args, yolo.model.task = old.args, old.task  # what YOLO() sets and the exporter reads
     out = Path(yolo.export(format="onnx", imgsz=(H, W), batch=batch, device="cpu", verbose=False))
     dst = tmp / f"yolo26n-sem_ultralytics_b{batch}.onnx"
@@ -219,7 +238,7 @@ def main() -> int:
 
     # --- pixelwise default: eager vs its own exports (the product's exporter and runtime backends)
     torch.manual_seed(0)
-    model = create_model(ARCH, ENCODER, C).eval()
+    model = like_trained(create_model(ARCH, ENCODER, C)).eval()
     seg = Segmenter(copy.deepcopy(model), [f"class{i}" for i in range(C)], [], 255, "cpu")
     gf = flops(model, torch.randn(1, 3, H, W)) / 1e9
     calib, calib_note = calibration_folder(tmp)
@@ -249,7 +268,7 @@ def main() -> int:
             record("labels", PW, rt + " (in-graph labels)", b, lambda be=be, xn=xn: be.run(xn, ["labels"]))
     # The earlier default head (Semantic FPN merged at stride 4), int8 like the default.
     torch.manual_seed(0)
-    fpn_seg = Segmenter(create_model("fpn", ENCODER, C).eval(), [f"class{i}" for i in range(C)], [], 255, "cpu")
+    fpn_seg = Segmenter(like_trained(create_model("fpn", ENCODER, C)).eval(), [f"class{i}" for i in range(C)], [], 255, "cpu")
     fpn_q8 = OrtBackend(export(fpn_seg, "onnx", tmp / "fpn_int8.onnx", int8=True, calib=calib, check=False).path, THREADS)
     for b in (1, 8):
         xn = np.random.default_rng(b).standard_normal((b, 3, H, W), dtype=np.float32)
@@ -265,7 +284,7 @@ def main() -> int:
     try:
         import segmentation_models_pytorch as smp
 
-        smp_model = smp.Unet("tu-efficientnet_lite0", encoder_weights=None, classes=C).eval()
+        smp_model = like_trained(smp.Unet("tu-efficientnet_lite0", encoder_weights=None, classes=C)).eval()
         sgf = flops(smp_model, torch.randn(1, 3, H, W)) / 1e9
         for b in (1, 8):
             x = torch.randn(b, 3, H, W)
@@ -277,7 +296,7 @@ def main() -> int:
     try:
         from ultralytics.nn.tasks import SemanticSegmentationModel
 
-        yolo = SemanticSegmentationModel("yolo26n-sem.yaml", nc=C, verbose=False).eval()
+        yolo = like_trained(SemanticSegmentationModel("yolo26n-sem.yaml", nc=C, verbose=False)).eval()
         for p in yolo.parameters():
             p.requires_grad_(False)
         ygf = flops(yolo, torch.randn(1, 3, H, W)) / 1e9
@@ -407,7 +426,9 @@ def write_report(path: Path, rows: list[dict], gemms: dict[tuple[str, str], floa
              f"- **Command:** `{command}`",
              "- **Input:** 384x480, 11 classes, batch 1 and 8, median of interleaved rounds (every contender once per round; "
              "the head-to-head with yolo26n-sem alternates every two calls), untrained weights "
-             "(speed does not depend on them; the accuracy of the same recipe is in the CamVid sections).",
+             "with trained-like BatchNorm terms (speed does not depend on the values, but fresh BatchNorms fold into "
+             "identical biases that the exporter merges, which changes int8 graphs); the accuracy of the same "
+             "recipe is in the CamVid sections.",
              *[f"- {prec} GEMM rate (2048x2048x2048, {THREADS} threads, timed in the same interleaved rounds "
                "as the models), best of " + ", ".join(f"{k} {v / 1e9:.1f}" for (k, q), v in gemms.items() if q == prec)
                + f": **{best_gemm[prec] / 1e9:.1f} G{'FL' if prec == 'fp32' else ''}OP/s**"
