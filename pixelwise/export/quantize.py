@@ -11,9 +11,10 @@ Why these settings (measured on CamVid, FPN + EfficientNet-Lite0, see BENCHMARKS
   (upsampling, crop, softmax/argmax) stay in float: logits rounded to 8 bits flip labels where
   two classes are close. A float stem cost more than it computes: its output, the largest
   tensor of the network (32x192x240 at 384x480), was reordered out of ONNX Runtime's blocked
-  layout, quantized and transposed to NHWC (0.57 + 0.34 + 0.2 + 1.1 ms); quantized it is one
-  0.9 ms conv. Whole int8 graph: 12.0 -> 9.1 ms per image (ORT profile, 2 threads, AVX-512
-  VNNI); CamVid val mIoU 71.70 -> 71.69 (FPN-Lite + Lite0, the benchmarked checkpoint).
+  layout, quantized and transposed to NHWC (0.57 + 0.34 + 0.2 + 1.1 ms in ONNX Runtime's node
+  profile); quantized it is one 0.9 ms conv. Wall clock, the two graphs called in alternation
+  (2 threads, AVX-512 VNNI, a slow phase of the VM): 2-6% faster at batch 8, within noise at
+  batch 1. CamVid val mIoU 71.70 -> 71.69 (FPN-Lite + Lite0, the benchmarked checkpoint).
 """
 from __future__ import annotations
 
