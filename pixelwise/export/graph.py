@@ -99,18 +99,16 @@ class LogitsGraph(nn.Module):
             s = self.stride
             x = F.pad(x, (0, (s - w % s) % s, 0, (s - h % s) % s))
         y = self.model.decoder(self.model.encoder(x.half() if self.fp16 else x))
-        if self.channels_last and self.resize_planar:
-            y = y.float() if self.fp16 else y
-            if self.upsample:
-                y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            y = y.permute(0, 2, 3, 1)
-            if self.pad:
-                y = y[:, :h, :w, :]
-            return (y, label_map(y, dim=-1)) if self.labels else y
         if self.channels_last:
-            y = (y.float() if self.fp16 else y).permute(0, 2, 3, 1)
-            if self.upsample:
-                y = _UpsampleChannelsLast.apply(y, self.factor)
+            y = y.float() if self.fp16 else y
+            if self.resize_planar:
+                if self.upsample:
+                    y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                y = y.permute(0, 2, 3, 1)
+            else:
+                y = y.permute(0, 2, 3, 1)
+                if self.upsample:
+                    y = _UpsampleChannelsLast.apply(y, self.factor)
             if self.pad:
                 y = y[:, :h, :w, :]
             return (y, label_map(y, dim=-1)) if self.labels else y
