@@ -352,7 +352,7 @@ def main() -> int:
                    pct=(row["gflop"] * 1e9 * b / sec) / ref * 100 if row["gflop"] and ref else None)
         rows.append(row)
     head_to_head = [dict(batch=b, **run_paired(fa, fb, a.pairs)) for b, fa, fb in duels]
-    write_report(Path(a.out), rows, gemms, notes, head_to_head, " ".join(["python", "benchmarks/inference.py", *sys.argv[1:]]))
+    write_report(Path(a.out), rows, gemms, best_gemm, notes, head_to_head, " ".join(["python", "benchmarks/inference.py", *sys.argv[1:]]))
     print(f"written: {a.out}")
     return 0
 
@@ -415,8 +415,8 @@ def run_paired(fa: Callable[[], object], fb: Callable[[], object], pairs: int) -
                 ratio_p75=float(np.percentile(ratios, 75)))
 
 
-def write_report(path: Path, rows: list[dict], gemms: dict[tuple[str, str], float], notes: list[str],
-                 head_to_head: list[dict], command: str) -> None:
+def write_report(path: Path, rows: list[dict], gemms: dict[tuple[str, str], float], best_gemm: dict[str, float],
+                 notes: list[str], head_to_head: list[dict], command: str) -> None:
     import onnxruntime
     import openvino
 
@@ -436,7 +436,6 @@ def write_report(path: Path, rows: list[dict], gemms: dict[tuple[str, str], floa
             out.append(cells)
         return out
 
-    best_gemm = {q: max(v for (_, p), v in gemms.items() if p == q) for _, q in gemms}
     lines = ["## Inference speed (CPU)", "",
              f"- **Date:** {dt.datetime.now().isoformat(timespec='seconds')}",
              f"- **Machine:** {cpu_description()}, {THREADS} threads; torch "

@@ -23,6 +23,12 @@ class SeparableConvBNReLU(nn.Sequential):
             nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+def default_seg_channels(num_classes: int) -> int:
+    """Width of the pyramid heads' segmentation features: 32, or 64 past 32 classes so the
+    classifier never sees fewer features than a handful per class."""
+    return 32 if num_classes <= 32 else 64
+
+
 def level_scales(reductions: list[int] | None, first_level: int) -> list[int] | None:
     """Each encoder level's reduction relative to ``first_level`` (e.g. strides 4, 8, 16, 32 ->
     1, 2, 4, 8), or None when unknown or when a ratio between levels is not a whole number."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pixelwise.models.blocks import ConvBNReLU, level_scales, upsample
+from pixelwise.models.blocks import ConvBNReLU, default_seg_channels, level_scales, upsample
 
 
 class FPNHead(nn.Module):
@@ -20,7 +20,7 @@ class FPNHead(nn.Module):
                  seg_channels: int | None = None, dropout: float = 0.1, first_level: int = 1,
                  reductions: list[int] | None = None):
         super().__init__()
-        seg_channels = seg_channels or (32 if num_classes <= 32 else 64)
+        seg_channels = seg_channels or default_seg_channels(num_classes)
         # Resolved widths, recorded in checkpoints so a later change of defaults cannot break them.
         self.hparams = dict(channels=channels, seg_channels=seg_channels, dropout=dropout,
                             first_level=first_level)

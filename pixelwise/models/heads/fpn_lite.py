@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pixelwise.models.blocks import ConvBNReLU, SeparableConvBNReLU, level_scales, upsample
+from pixelwise.models.blocks import (ConvBNReLU, SeparableConvBNReLU, default_seg_channels, level_scales,
+                                      upsample)
 
 
 class FPNLiteHead(nn.Module):
@@ -21,7 +22,7 @@ class FPNLiteHead(nn.Module):
                  seg_channels: int | None = None, dropout: float = 0.1, fine_level: int = 1,
                  reductions: list[int] | None = None):
         super().__init__()
-        seg_channels = seg_channels or (32 if num_classes <= 32 else 64)
+        seg_channels = seg_channels or default_seg_channels(num_classes)
         self.hparams = dict(channels=channels, seg_channels=seg_channels, dropout=dropout,
                             fine_level=fine_level)
         if len(encoder_channels) < fine_level + 2:
