@@ -85,9 +85,11 @@ def _reference(model: torch.nn.Module, imgsz) -> Any:
 
 def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, fmt: str):
     """ONNX / OpenVINO logits graphs get an in-graph labels output and no stride padding (the
-    runtime pads); TorchScript keeps the self-contained logits-only graph. ONNX and OpenVINO
-    graphs put out NHWC logits and arg-max over the last axis; OpenVINO's upsample NCHW first
-    (its CPU plugin interpolates NHWC 7x slower; see ``LogitsGraph``)."""
+    runtime pads); TorchScript keeps the self-contained logits-only graph. ONNX graphs put out
+    the logits at the network's stride and compute the labels without upsampling them
+    (``UpsampledLabels``); OpenVINO graphs put out NHWC logits at the input size, upsampled NCHW
+    (its CPU plugin interpolates NHWC 7x slower), and arg-max over the last axis (see
+    ``LogitsGraph``)."""
     from pixelwise.export.graph import LogitsGraph, PipelineGraph
 
     model = copy.deepcopy(seg.model).float().eval().to(memory_format=torch.contiguous_format)
@@ -96,7 +98,7 @@ def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, fmt: str):
         return PipelineGraph(model, seg.model.mean, seg.model.std, imgsz, outputs, fp16, last, planar).eval()
     for_runtime = fmt != "torchscript"
     return LogitsGraph(model, fp16, labels=for_runtime, pad=not for_runtime, channels_last=last,
-                       resize_planar=planar).eval()
+                       resize_planar=planar, lowres_logits=fmt == "onnx").eval()
 
 
 def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic_batch: bool) -> tuple[str, list[str]]:
@@ -117,7 +119,8 @@ def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic
     else:
         dummy = torch.zeros(1, 3, h, w)
         in_name, out_names = "input", ["logits", "labels"] if graph.labels else ["logits"]
-        logit_axes = {1: "height", 2: "width"} if graph.channels_last else {2: "height", 3: "width"}
+        logit_axes = ({2: "logits_height", 3: "logits_width"} if graph.logits_scale > 1
+                      else {1: "height", 2: "width"} if graph.channels_last else {2: "height", 3: "width"})
         axes = {"input": {2: "height", 3: "width"}, "logits": logit_axes,
                 "labels": {1: "height", 2: "width"}}
         if dynamic_batch:
@@ -206,6 +209,7 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
         meta = _metadata(seg, pipeline, precision, imgsz, outputs, in_name, out_names)
         meta.input_multiple = 1 if pipeline or graph.pad else int(graph.stride)
         meta.logits_layout = "NHWC" if not pipeline and graph.channels_last else "NCHW"
+        meta.logits_scale = 1 if pipeline else graph.logits_scale
         _embed_onnx_metadata(float_path, meta)
         if int8:
             from pixelwise.export.quantize import quantize_int8
@@ -271,8 +275,16 @@ def _verify(path: Path, fmt: str, meta: ExportMetadata, seg, ims, files, min_agr
 
         def run(image: np.ndarray) -> np.ndarray:
             return rt.scores(image[None])[0]
-    return verify(ims, run, ref, exported_is_prob=pipeline, files=files, min_agreement=min_agreement,
-                  what=f"{fmt} export {path.name}", fix=_fix(meta))
+    rep = verify(ims, run, ref, exported_is_prob=pipeline, files=files, min_agreement=min_agreement,
+                 what=f"{fmt} export {path.name}", fix=_fix(meta))
+    if fmt != "torchscript" and not pipeline and rt.has_labels_output:
+        # What the runtime serves by default is the graph's own label map: check it too.
+        agree = sum(int((rt.labels(im[None])[0] == ref(im).argmax(0)).sum()) for im in ims)
+        rep.labels_agreement = agree / rep.pixels
+        if rep.labels_agreement < min_agreement:
+            raise ExportError(f"The {fmt} export {path.name} does not reproduce PyTorch: {rep.line()} "
+                              f"(required: {min_agreement * 100:.2f}%).", path=path, fix=_fix(meta))
+    return rep
 
 
 def _fix(meta: ExportMetadata) -> str:

@@ -25,13 +25,16 @@ class VerifyReport:
     compared: str  # "logits" or "probabilities"
     sizes: list[list[int]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # The graph's own label output (computed in the graph without upsampled scores) vs PyTorch.
+    labels_agreement: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def line(self) -> str:
+        own = "" if self.labels_agreement is None else f" (in-graph labels: {self.labels_agreement * 100:.4f}%)"
         return (f"verified on {self.images} real image(s), {self.pixels} pixels: label agreement "
-                f"{self.agreement * 100:.4f}%, max {self.compared} difference {self.max_abs_diff:.3g}")
+                f"{self.agreement * 100:.4f}%{own}, max {self.compared} difference {self.max_abs_diff:.3g}")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -28,6 +28,18 @@ def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)))
 
 
+def upsample_logits(logits: np.ndarray, size: tuple[int, int], crop: tuple[int, int]) -> np.ndarray:
+    """NxCxhxw logits at the network's stride -> NxCx``crop`` float32: bilinear (half-pixel) to
+    ``size`` as the model upsamples, then cropped; one class plane at a time, so the only
+    full-size array is the result."""
+    n, c = logits.shape[:2]
+    out = np.empty((n, c, *crop), np.float32)
+    for i in range(n):
+        for k in range(c):
+            out[i, k] = resize_scores(np.ascontiguousarray(logits[i, k:k + 1], np.float32), size)[0, :crop[0], :crop[1]]
+    return out
+
+
 def softmax(x: np.ndarray, axis: int = 0) -> np.ndarray:
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -93,8 +105,10 @@ class RuntimeSegmenter(DrawMixin):
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
         """uint8 NxHxWx3 -> normalised float32 NCHW, as ``normalize_batch`` does in torch."""
-        x = images.transpose(0, 3, 1, 2).astype(np.float32)
-        return np.ascontiguousarray((x - self._mean) * self._inv_std)
+        x = np.ascontiguousarray(images.transpose(0, 3, 1, 2), np.float32)
+        x -= self._mean
+        x *= self._inv_std  # in place: one float copy of the batch, not three
+        return x
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """NxCxHxW scores for a batch of same-size uint8 NxHxWx3 images: logits for logits graphs,
@@ -110,9 +124,14 @@ class RuntimeSegmenter(DrawMixin):
                 outs.append(probs[0].astype(np.float32, copy=False))
             return np.stack(outs)
         h, w = images.shape[1:3]
-        logits = self.backend.run(self._feed(images), ["logits"])[0]
+        feed = self._feed(images)
+        size = feed.shape[-2:]
+        logits = self.backend.run(feed, ["logits"])[0]
+        del feed  # tiled inference holds a batch of these: keep only what is returned
         if self.meta.logits_layout == "NHWC":
             logits = logits.transpose(0, 3, 1, 2)  # a view: callers index it, nothing copies
+        if self.meta.logits_scale > 1:
+            return upsample_logits(logits, size, (h, w))
         return logits[:, :, :h, :w].astype(np.float32, copy=False)
 
     def _feed(self, images: np.ndarray) -> np.ndarray:

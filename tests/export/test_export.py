@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from pixelwise.export import ExportError, export
+from pixelwise.export.graph import upsample_factor
 from pixelwise.inference.predictor import Segmenter
 from pixelwise.models.registry import create_model, list_models
 from pixelwise.runtime import RuntimeSegmenter
@@ -47,8 +48,12 @@ def test_every_architecture_exports_with_dynamic_shapes(arch, tiny_run, tmp_path
     assert isinstance(dims[0], str) and isinstance(dims[2], str) and isinstance(dims[3], str)
     # The logits graph leaves padding to its caller: H, W multiples of the recorded stride.
     assert res.metadata.input_multiple == model.stride
-    # Logits come out channels-last (NxHxWxC): upsampling and arg-max are cheaper that way.
-    assert res.metadata.logits_layout == "NHWC"
+    # Heads that upsample by an even factor keep their logits at the stride (the labels are
+    # computed at full size without upsampling them); the others put out NHWC full-size logits.
+    scale = res.metadata.logits_scale
+    factor = upsample_factor(model)
+    assert scale == (factor if factor and factor > 1 and factor % 2 == 0 else 1)
+    assert res.metadata.logits_layout == ("NCHW" if scale > 1 else "NHWC")
     from pixelwise.runtime.predictor import pad_to_multiple
 
     rng = np.random.default_rng(0)
@@ -56,13 +61,20 @@ def test_every_architecture_exports_with_dynamic_shapes(arch, tiny_run, tmp_path
         x = rng.standard_normal(shape).astype(np.float32)
         with torch.no_grad():
             ref = model.eval()(torch.from_numpy(x)).numpy()
-        got, labels = sess.run(None, {"input": pad_to_multiple(x, res.metadata.input_multiple)})
-        got = got.transpose(0, 3, 1, 2)
+        feed = pad_to_multiple(x, res.metadata.input_multiple)
+        got, labels = sess.run(None, {"input": feed})
+        if scale > 1:
+            assert got.shape[-2:] == (feed.shape[2] // scale, feed.shape[3] // scale)
+            got = torch.nn.functional.interpolate(torch.from_numpy(got), size=feed.shape[-2:], mode="bilinear",
+                                                  align_corners=False).numpy()
+        else:
+            got = got.transpose(0, 3, 1, 2)
         got, labels = got[..., :shape[2], :shape[3]], labels[..., :shape[2], :shape[3]]
-        np.testing.assert_array_equal(labels, got.argmax(1))
+        assert labels.shape == (shape[0], shape[2], shape[3]) and labels.dtype == np.uint8
+        assert (labels == got.argmax(1)).mean() > 0.999
         assert got.shape == ref.shape
         assert np.abs(got - ref).max() < 1e-3
-        assert (got.argmax(1) == ref.argmax(1)).mean() > 0.999
+        assert (labels == ref.argmax(1)).mean() > 0.999
 
 
 def test_checkpoint_export_carries_metadata_and_sidecar(onnx_model, tiny_run):
@@ -137,8 +149,10 @@ def test_other_formats_verified(fmt, tiny_run, small_seg, tmp_path):
         ref = RuntimeSegmenter.load(export(small_seg, "onnx", tmp_path / "m.onnx", images=images).path)
         image = read_image(_val_images(tiny_run)[0])
         assert (ov.predict(image).labels == ref.predict(image).labels).mean() > 0.999
-        # Both put out channels-last logits (OpenVINO's upsampled channels-first, then transposed).
-        assert (ref.meta.logits_layout, ov.meta.logits_layout) == ("NHWC", "NHWC")
+        # OpenVINO puts out full-size channels-last logits (upsampled channels-first, then
+        # transposed); ONNX keeps them at the stride and the runtime upsamples them for scores.
+        assert (ov.meta.logits_layout, ov.meta.logits_scale) == ("NHWC", 1)
+        assert (ref.meta.logits_layout, ref.meta.logits_scale) == ("NCHW", upsample_factor(small_seg.model))
         np.testing.assert_allclose(ov.scores(image[None]), ref.scores(image[None]), atol=1e-2)
         # Pipeline graphs too (uint8 image in; probabilities keep their CxHxW layout).
         pipes = [RuntimeSegmenter.load(export(small_seg, f, tmp_path / f"p.{ext}", images=images, pipeline=True,
