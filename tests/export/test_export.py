@@ -103,6 +103,16 @@ def test_pipeline_graph_needs_no_pre_or_post_processing(tiny_run, tmp_path):
         assert labels.dtype == np.uint8 and labels.shape == image.shape[:2]
         assert (labels == ref.labels).mean() > 0.999
         assert np.abs(probs - ref.probabilities).max() < 1e-4
+    # Labels only: the graph never upsamples the logits (UpsampledLabels gathers the boundary blocks).
+    only = export(tiny_run.best, "onnx", tmp_path / "pipe_labels.onnx", pipeline=True, outputs=("labels",),
+                  verify_images=2)
+    assert only.report.agreement >= 0.999
+    assert "NonZero" in {n.op_type for n in onnx.load(str(only.path)).graph.node}
+    sess = ort.InferenceSession(str(only.path), providers=["CPUExecutionProvider"])
+    for f in _val_images(tiny_run)[:2]:
+        image = read_image(f)[5:, 3:]
+        (labels,) = sess.run(None, {"image": np.ascontiguousarray(image)})
+        assert labels.shape == image.shape[:2] and (labels == seg.predict(image).labels).mean() > 0.999
 
 
 def test_pipeline_with_internal_resize(tiny_run, small_seg, tmp_path):
