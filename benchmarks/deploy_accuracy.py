@@ -44,14 +44,17 @@ def main() -> int:
                       ("ONNX int8 pipeline, network at 288x360 inside (onnxruntime)",
                        dict(format="onnx", out=tmp / "pipe75.onnx", int8=True, pipeline=True, imgsz=(288, 360)))]:
         res = export(a.checkpoint, **kw)
+        own = res.report.labels_agreement
         score(label, str(res.path), f"export check: {res.report.agreement * 100:.2f}% label agreement "
-                                    f"on {res.report.images} val images")
+                                    + (f"(in-graph label map: {own * 100:.2f}%) " if own is not None else "")
+                                    + f"on {res.report.images} val images")
     ref = rows[0][1]
     lines = ["## Deployed accuracy (CamVid val)", "",
              f"- **Date:** {dt.datetime.now().isoformat(timespec='seconds')}",
              f"- **Command:** `python benchmarks/deploy_accuracy.py {' '.join(sys.argv[1:])}`",
              "- Each export is written by `pixelwise.export.export` and scored whole-image at full "
-             "360x480 by `pixelwise val --model` (the torch-free runtime for exported files).", "",
+             "360x480 by `pixelwise val --model` (the torch-free runtime for exported files, which serves "
+             "the graph's own label map).", "",
              "| model | val mIoU | vs checkpoint | images | notes |", "|---|---:|---:|---:|---|"]
     for label, miou, n, extra, _ in rows:
         lines.append(f"| {label} | {miou:.2f} | {miou - ref:+.2f} | {n if n is not None else ''} | {extra} |")
