@@ -201,7 +201,8 @@ def bench_images(n: int = 8) -> tuple[np.ndarray, str]:
     """n uint8 HxWx3 images: CamVid val images resized to HxW, or random ones without ../shared."""
     from PIL import Image
 
-    files = sorted(CAMVID_VAL.glob("*.png"))[:n] if CAMVID_VAL.is_dir() else []
+    files = sorted(f for f in CAMVID_VAL.glob("*") if f.suffix.lower() in (".png", ".jpg", ".jpeg"))[:n] \
+        if CAMVID_VAL.is_dir() else []
     if len(files) == n:
         ims = [np.asarray(Image.open(f).convert("RGB").resize((W, H), Image.BILINEAR)) for f in files]
         return np.stack(ims), f"the first {n} CamVid val images, resized to {H}x{W}"
