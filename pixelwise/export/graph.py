@@ -88,7 +88,7 @@ class UpsampledLabels(nn.Module):
         idx = torch.nonzero(mixed)  # (M, 3): image, block row, block column
         rows = yp.permute(0, 2, 3, 1).reshape(-1, c)  # every padded sample's C logits
         tl = (idx[:, 0] * (h + 2) + idx[:, 1]) * (w + 2) + idx[:, 2]
-        corners = torch.stack([rows[tl], rows[tl + 1], rows[tl + w + 2], rows[tl + w + 3]])  # (4, M, C)
+        corners = rows[torch.stack([tl, tl + 1, tl + w + 2, tl + w + 3])]  # (4, M, C), one Gather
         mixed_labels = torch.matmul(self.weights, corners.reshape(4, -1)).reshape(f * f, -1, c).argmax(-1)
         blocks = low[:, :, :-1, :-1] if dtype == torch.uint8 else lf[:, :, :-1, :-1]  # no int32 resize in torch
         out = F.interpolate(blocks, scale_factor=float(f), mode="nearest")[:, 0].to(dtype)
