@@ -305,8 +305,7 @@ def main() -> int:
     notes.append(calib_note)
     f32 = export(seg, "onnx", tmp / "fp32.onnx", check=False).path
     q8 = export(seg, "onnx", tmp / "int8.onnx", int8=True, calib=calib, check=False).path
-    # OpenVINO gets its own exports (IR): the ONNX files are laid out for ONNX Runtime (their NHWC
-    # resize ran 7x slower in OpenVINO's CPU plugin).
+    # OpenVINO gets its own exports (IR), as users get them from `pixelwise export --format openvino`.
     f32_ov = export(seg, "openvino", tmp / "ov" / "fp32.xml", check=False).path
     q8_ov = export(seg, "openvino", tmp / "ov" / "int8.xml", int8=True, calib=calib, check=False).path
     pipe = export(seg, "onnx", tmp / "pipe_int8.onnx", int8=True, calib=calib, pipeline=True,
@@ -334,7 +333,7 @@ def main() -> int:
         xn = feeds[b]
         record("forward", PW, "torch eager fp32", b, eager_fn(model, x), gf)
         for rt, be in backends.items():
-            tag = " (stride-4 logits; labels computed too)" if rt.startswith("onnxruntime") else ""
+            tag = " (stride-4 logits; labels computed too)"
             record("forward", PW, rt + tag, b, lambda be=be, xn=xn: be.run(xn, ["logits"]), gf)
         record("forward", PW, "onnxruntime fp32 (raw stride-4 logits)", b,
                lambda xn=xn: raw.run(None, {"input": xn}), gf)
@@ -515,8 +514,8 @@ def write_report(path: Path, rows: list[dict], gemms: dict[tuple[str, str], floa
              "fp32 GEMM; int8 rows: int8 GEMM, the model's multiply-adds counted as for fp32). OpenVINO runs "
              "fp32 and int8 exports with its precision hint at f32, as pixelwise's runtime sets it.", "",
              "### Network forward (logits out)", "",
-             "pixelwise's ONNX exports keep their logits at the network's stride (the runtime upsamples them "
-             "only when scores are asked for) and ONNX Runtime computes every output of a graph, so their rows "
+             "pixelwise's exports keep their logits at the network's stride (the runtime upsamples them "
+             "only when scores are asked for) and both runtimes compute every output of a graph, so their rows "
              "here include the in-graph label map; the raw row is the network alone.", "",
              *table("forward", True), "",
              "### Image to full-resolution label map", "",

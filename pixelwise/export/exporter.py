@@ -85,11 +85,11 @@ def _reference(model: torch.nn.Module, imgsz) -> Any:
 
 def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, fmt: str):
     """ONNX / OpenVINO logits graphs get an in-graph labels output and no stride padding (the
-    runtime pads); TorchScript keeps the self-contained logits-only graph. ONNX graphs put out
-    the logits at the network's stride and compute the labels without upsampling them
-    (``UpsampledLabels``); OpenVINO graphs put out NHWC logits at the input size, upsampled NCHW
-    (its CPU plugin interpolates NHWC 7x slower), and arg-max over the last axis (see
-    ``LogitsGraph``)."""
+    runtime pads); TorchScript keeps the self-contained logits-only graph. ONNX and OpenVINO
+    graphs put out the logits at the network's stride and compute the labels without upsampling
+    them (``UpsampledLabels``); heads whose upsampling factor is odd or not whole keep full-size
+    logits, NHWC, upsampled NCHW first for OpenVINO (its CPU plugin interpolates NHWC 7x slower;
+    see ``LogitsGraph``)."""
     from pixelwise.export.graph import LogitsGraph, PipelineGraph
 
     model = copy.deepcopy(seg.model).float().eval().to(memory_format=torch.contiguous_format)
@@ -98,7 +98,7 @@ def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, fmt: str):
         return PipelineGraph(model, seg.model.mean, seg.model.std, imgsz, outputs, fp16, last, planar).eval()
     for_runtime = fmt != "torchscript"
     return LogitsGraph(model, fp16, labels=for_runtime, pad=not for_runtime, channels_last=last,
-                       resize_planar=planar, lowres_logits=fmt == "onnx").eval()
+                       resize_planar=planar, lowres_logits=True).eval()
 
 
 def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic_batch: bool) -> tuple[str, list[str]]:

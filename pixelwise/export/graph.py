@@ -131,11 +131,11 @@ class LogitsGraph(nn.Module):
     labels come from; a transpose back to NCHW would cost what the layout saves. Needs a whole
     upsampling factor (else the graph stays NCHW).
 
-    ``lowres_logits`` (ONNX Runtime; needs an even upsampling factor): the logits output stays at
-    the network's stride (NCHW; the metadata's ``logits_scale`` says by how much the runtime must
-    upsample it) and the labels come from ``UpsampledLabels``, so no full-resolution logits are
-    computed at all: 1.8 -> 0.9 ms per 384x480 image. Scores (probabilities, TTA, tiling) are
-    upsampled by the runtime only when asked for.
+    ``lowres_logits`` (needs an even upsampling factor): the logits output stays at the network's
+    stride (NCHW; the metadata's ``logits_scale`` says by how much the runtime must upsample it)
+    and the labels come from ``UpsampledLabels``, so no full-resolution logits are computed at
+    all: per 384x480 image 1.8 -> 0.9 ms in ONNX Runtime, 2.5 -> 1.2 ms in OpenVINO (3.9 -> 1.1 at
+    batch 8). Scores (probabilities, TTA, tiling) are upsampled by the runtime only when asked for.
 
     ``resize_planar`` (with ``channels_last``; for OpenVINO): upsample NCHW, then transpose, then
     arg-max over the last axis. OpenVINO's CPU plugin interpolates NCHW in its own blocked layout
@@ -197,15 +197,15 @@ class PipelineGraph(nn.Module):
 
     ``channels_last`` (ONNX, no ``imgsz``): upsampling, arg-max and softmax run over HxWxC, as in
     the logits graphs; the probabilities output keeps its CxHxW layout (one transpose, only in
-    graphs that have that output). A labels-only ONNX pipeline never upsamples the logits
+    graphs that have that output). A labels-only pipeline never upsamples the logits
     (``UpsampledLabels``)."""
 
     def __init__(self, model: nn.Module, mean, std, imgsz: tuple[int, int] | None = None,
                  outputs: tuple[str, ...] = ("labels", "probabilities"), fp16: bool = False,
                  channels_last: bool = False, resize_planar: bool = False):
         super().__init__()
-        # Labels only, at the network's own size: the labels come from ``UpsampledLabels`` (ONNX).
-        fast_labels = tuple(outputs) == ("labels",) and not imgsz and channels_last and not resize_planar
+        # Labels only, at the network's own size: the labels come from ``UpsampledLabels``.
+        fast_labels = tuple(outputs) == ("labels",) and not imgsz and channels_last
         self.core = LogitsGraph(model, fp16, labels=fast_labels, channels_last=channels_last and not imgsz,
                                 resize_planar=resize_planar, lowres_logits=fast_labels)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)

@@ -159,10 +159,9 @@ def test_other_formats_verified(fmt, tiny_run, small_seg, tmp_path):
         ref = RuntimeSegmenter.load(export(small_seg, "onnx", tmp_path / "m.onnx", images=images).path)
         image = read_image(_val_images(tiny_run)[0])
         assert (ov.predict(image).labels == ref.predict(image).labels).mean() > 0.999
-        # OpenVINO puts out full-size channels-last logits (upsampled channels-first, then
-        # transposed); ONNX keeps them at the stride and the runtime upsamples them for scores.
-        assert (ov.meta.logits_layout, ov.meta.logits_scale) == ("NHWC", 1)
-        assert (ref.meta.logits_layout, ref.meta.logits_scale) == ("NCHW", upsample_factor(small_seg.model))
+        # Both keep the logits at the stride (the runtime upsamples them for scores).
+        f = upsample_factor(small_seg.model)
+        assert (ov.meta.logits_layout, ov.meta.logits_scale) == (ref.meta.logits_layout, ref.meta.logits_scale) == ("NCHW", f)
         np.testing.assert_allclose(ov.scores(image[None]), ref.scores(image[None]), atol=1e-2)
         # Pipeline graphs too (uint8 image in; probabilities keep their CxHxW layout).
         pipes = [RuntimeSegmenter.load(export(small_seg, f, tmp_path / f"p.{ext}", images=images, pipeline=True,
