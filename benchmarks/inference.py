@@ -276,7 +276,7 @@ def main() -> int:
     jobs: list[tuple[dict, Callable[[], object]]] = []
     for engine, prec, ops, fn in gemm_jobs():
         jobs.append((dict(table="gemm", name=engine, runtime=prec, batch=1, gflop=ops / 1e9), fn))
-    duels: list[tuple[int, Callable[[], object], Callable[[], object]]] = []
+    duels: list[tuple[int, str, Callable[[], object], Callable[[], object]]] = []
 
     def record(table: str, name: str, runtime: str, batch: int, fn: Callable[[], object],
                gflop: float | None = None) -> None:
@@ -381,8 +381,9 @@ def main() -> int:
         yfeeds = {b: np.ascontiguousarray(images[:b].transpose(0, 3, 1, 2), np.float32) / 255.0 for b in (1, 8)}
         for b in (1, 8):
             s = ult[b]
-            duels.append((b, lambda xn=feeds[b]: backends["onnxruntime int8"].run(xn, ["labels"]),
-                          lambda s=s, xn=yfeeds[b]: s.run(None, {s.get_inputs()[0].name: xn})))
+            for rt in ("onnxruntime int8", "openvino int8"):  # pixelwise's two runtimes, each against it
+                duels.append((b, rt, lambda be=backends[rt], xn=feeds[b]: be.run(xn, ["labels"]),
+                              lambda s=s, xn=yfeeds[b]: s.run(None, {s.get_inputs()[0].name: xn})))
         for b in (1, 8):
             xn = yfeeds[b]
             x = torch.from_numpy(xn)
@@ -411,7 +412,7 @@ def main() -> int:
         row.update(ms=sec * 1000 / b, ips=b / sec,
                    pct=(row["gflop"] * 1e9 * b / sec) / ref * 100 if row["gflop"] and ref else None)
         rows.append(row)
-    head_to_head = [dict(batch=b, **run_paired(fa, fb, a.pairs)) for b, fa, fb in duels]
+    head_to_head = [dict(batch=b, runtime=rt, **run_paired(fa, fb, a.pairs)) for b, rt, fa, fb in duels]
     write_report(Path(a.out), rows, gemms, best_gemm, notes, head_to_head, " ".join(["python", "benchmarks/inference.py", *sys.argv[1:]]))
     print(f"written: {a.out}")
     return 0
@@ -524,15 +525,15 @@ def write_report(path: Path, rows: list[dict], gemms: dict[tuple[str, str], floa
              "and arg-maxes inside the graph).", "", *table("labels", True), ""]
     if head_to_head:
         lines += ["### Head to head: deployed default vs yolo26n-sem", "",
-                  f"{PW} exported with `--int8`, ONNX Runtime, in-graph labels, against yolo26n-sem's "
+                  f"{PW} exported with `--int8` (ONNX Runtime, and OpenVINO with its own export), in-graph labels, against yolo26n-sem's "
                   "Ultralytics ONNX export, called in alternation (A A B B ..., each couple after 50 ms idle, "
                   "the second call of each couple timed) so both see the same machine phase; 'speed ratio' is yolo's time / pixelwise's time "
                   "per pair (above 1: pixelwise is faster).", "",
-                  "| batch | pairs | pixelwise ms/img (median / p10) | yolo26n-sem ms/img (median / p10) | speed ratio: median (p25-p75) |",
-                  "|---:|---:|---:|---:|---:|"]
+                  "| batch | pixelwise runtime | pairs | pixelwise ms/img (median / p10) | yolo26n-sem ms/img (median / p10) | speed ratio: median (p25-p75) |",
+                  "|---:|---|---:|---:|---:|---:|"]
         for d in head_to_head:
             b = d["batch"]
-            lines.append(f"| {b} | {d['pairs']} | {d['a_ms'] / b:.1f} / {d['a_p10'] / b:.1f} | "
+            lines.append(f"| {b} | {d['runtime']} | {d['pairs']} | {d['a_ms'] / b:.1f} / {d['a_p10'] / b:.1f} | "
                          f"{d['b_ms'] / b:.1f} / {d['b_p10'] / b:.1f} | **{d['ratio']:.2f}** "
                          f"({d['ratio_p25']:.2f}-{d['ratio_p75']:.2f}) |")
         lines.append("")
@@ -551,9 +552,8 @@ def write_report(path: Path, rows: list[dict], gemms: dict[tuple[str, str], floa
             if yolo:
                 line += (f"; in the table above, vs yolo26n-sem's Ultralytics ONNX ({yolo['ms']:.1f} ms/img): "
                          f"{yolo['ms'] / dep['ms']:.2f}x")
-            duel = next((d for d in head_to_head if d["batch"] == b), None)
-            if duel:
-                line += (f"; head to head (alternating calls, onnxruntime int8): **{duel['ratio']:.2f}x** "
+            for duel in (d for d in head_to_head if d["batch"] == b):
+                line += (f"; head to head (alternating calls, {duel['runtime']}): **{duel['ratio']:.2f}x** "
                          f"yolo26n-sem's speed (target >= 1x: {'met' if duel['ratio'] >= 1 else 'NOT met'})")
             lines.append(line)
     low = best("labels", PW, 1, ("onnxruntime int8 pipeline, network at",))
