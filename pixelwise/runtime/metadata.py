@@ -47,8 +47,8 @@ class ExportMetadata:
     # arg-max in the graph) or "NCHW" (older exports, TorchScript).
     logits_layout: str = "NCHW"
     # Logits graphs: the logits output is 1/logits_scale of the (padded) input's size; the runtime
-    # upsamples it (bilinear, half-pixel) only when scores are asked for. ONNX exports since 0.1
-    # keep the network's stride (their labels output is computed at full size); 1 = full size.
+    # upsamples it (bilinear, half-pixel) only when scores are asked for. ONNX and OpenVINO exports
+    # since 0.1 keep the network's stride (their labels output is computed at full size); 1 = full size.
     logits_scale: int = 1
     output_names: list[str] = field(default_factory=lambda: ["logits"])
     train_size: list[int] | None = None
