@@ -139,6 +139,21 @@ def test_verification_fails_loudly_on_a_wrong_model(tiny_run, onnx_model):
         verify(images, lambda im: rt.scores(im[None])[0], reference, exported_is_prob=False)
 
 
+def test_export_check_covers_the_in_graph_label_map(small_seg, tiny_run, tmp_path, monkeypatch):
+    """The runtime serves the graph's own label map, computed apart from the logits: a wrong label
+    map must fail the export (and leave no file) even when the logits are right."""
+    import pixelwise.export.graph as graph
+
+    right = graph.UpsampledLabels.forward
+    monkeypatch.setattr(graph.UpsampledLabels, "forward", lambda self, y: right(self, y.flip(1)))  # wrong classes
+    with pytest.raises(ExportError, match="in-graph labels"):
+        export(small_seg, "onnx", tmp_path / "bad.onnx", images=_val_images(tiny_run))
+    assert not (tmp_path / "bad.onnx").exists()
+    monkeypatch.setattr(graph.UpsampledLabels, "forward", right)
+    res = export(small_seg, "onnx", tmp_path / "good.onnx", images=_val_images(tiny_run))
+    assert res.report.labels_agreement >= 0.999 and res.metadata.verification["labels_agreement"] >= 0.999
+
+
 def test_export_without_real_images_is_refused(tmp_path):
     seg = Segmenter(create_model("fcn", "test_efficientnet", 3), ["a", "b", "c"], [], 255, "cpu")
     (tmp_path / "empty").mkdir()
