@@ -33,8 +33,9 @@ class VerifyReport:
 
     def line(self) -> str:
         own = "" if self.labels_agreement is None else f" (in-graph labels: {self.labels_agreement * 100:.4f}%)"
+        diff = "" if self.compared == "labels" else f", max {self.compared} difference {self.max_abs_diff:.3g}"
         return (f"verified on {self.images} real image(s), {self.pixels} pixels: label agreement "
-                f"{self.agreement * 100:.4f}%{own}, max {self.compared} difference {self.max_abs_diff:.3g}")
+                f"{self.agreement * 100:.4f}%{own}{diff}")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
