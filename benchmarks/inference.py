@@ -210,18 +210,20 @@ def bench_images(n: int = 8) -> tuple[np.ndarray, str]:
 
 
 def normalized(images: np.ndarray, mean, std) -> np.ndarray:
-    x = images.transpose(0, 3, 1, 2).astype(np.float32)
-    m = np.asarray(mean, np.float32).reshape(1, 3, 1, 1) * 255.0
-    s = np.asarray(std, np.float32).reshape(1, 3, 1, 1) * 255.0
-    return np.ascontiguousarray((x - m) / s)
+    """uint8 NxHxWx3 -> the model's normalised float32 NCHW input (pixelwise's own normalisation)."""
+    from pixelwise.engine.evaluator import normalize_batch
+
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    return normalize_batch(x, mean, std, torch.device("cpu")).contiguous().numpy()
 
 
 def mixed_block_share(low_logits: np.ndarray) -> float:
-    """Share of the 2x2 low-resolution neighbourhoods whose arg-max differs: the blocks the in-graph
-    label map interpolates (``UpsampledLabels``); the rest take the low-resolution label."""
-    lab = np.pad(low_logits.argmax(1), ((0, 0), (1, 1), (1, 1)), mode="edge")
-    win = np.stack([lab[:, :-1, :-1], lab[:, :-1, 1:], lab[:, 1:, :-1], lab[:, 1:, 1:]])
-    return float((win.min(0) != win.max(0)).mean())
+    """Share of the blocks the in-graph label map interpolates (``UpsampledLabels``: the 2x2
+    low-resolution neighbourhoods whose arg-max differs); the rest take the low-resolution label."""
+    from pixelwise.export.graph import mixed_blocks
+
+    labels = torch.from_numpy(low_logits).argmax(1, keepdim=True).float()
+    return float(mixed_blocks(torch.nn.functional.pad(labels, (1, 1, 1, 1), mode="replicate")).float().mean())
 
 
 def calibration_folder(tmp: Path) -> tuple[Path, str]:

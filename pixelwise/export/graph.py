@@ -49,6 +49,12 @@ def _block_weights(factor: int) -> torch.Tensor:
     return torch.einsum("ya,xb->yxab", w1, w1).reshape(factor * factor, 4).float()
 
 
+def mixed_blocks(labels: torch.Tensor) -> torch.Tensor:
+    """Nx1xHxW float labels (edge-padded) -> Nx(H-1)x(W-1) bool: the 2x2 neighbourhoods whose labels
+    differ, i.e. the blocks between samples that ``UpsampledLabels`` must interpolate."""
+    return (F.max_pool2d(labels, 2, 1) + F.max_pool2d(-labels, 2, 1))[:, 0] != 0
+
+
 class UpsampledLabels(nn.Module):
     """NxCxhxw logits -> Nx(h*f)x(w*f) uint8 labels: the arg-max of the logits upsampled by ``f``
     (bilinear, half-pixel, edges clamped: ``F.interpolate(..., align_corners=False)``) without
@@ -85,8 +91,7 @@ class UpsampledLabels(nn.Module):
         dtype = torch.uint8 if c <= 256 else torch.int32
         low = yp.argmax(1, keepdim=True).to(dtype)  # Nx1x(h+2)x(w+2)
         lf = low.float()
-        mixed = (F.max_pool2d(lf, 2, 1) + F.max_pool2d(-lf, 2, 1))[:, 0] != 0  # Nx(h+1)x(w+1) blocks
-        idx = torch.nonzero(mixed)  # (M, 3): image, block row, block column
+        idx = torch.nonzero(mixed_blocks(lf))  # (M, 3): image, block row, block column
         rows = yp.permute(0, 2, 3, 1).reshape(-1, c)  # every padded sample's C logits
         tl = (idx[:, 0] * (h + 2) + idx[:, 1]) * (w + 2) + idx[:, 2]
         corners = rows[torch.stack([tl, tl + 1, tl + w + 2, tl + w + 3])]  # (4, M, C), one Gather

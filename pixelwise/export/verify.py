@@ -14,6 +14,7 @@ import numpy as np
 from pixelwise.export import ExportError
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+LabelFn = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -45,15 +46,19 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 def verify(images: Sequence[np.ndarray], exported: ScoreFn, reference: ScoreFn, exported_is_prob: bool,
            files: Sequence[str | Path] = (), min_agreement: float = 0.999, what: str = "export",
-           fix: str = "export in fp32 (drop --fp16), try another --opset, or report the model") -> VerifyReport:
-    """Compare ``exported(image)`` with ``reference(image)`` (CxHxW each; reference = logits)."""
+           fix: str = "export in fp32 (drop --fp16), try another --opset, or report the model",
+           labels: LabelFn | None = None) -> VerifyReport:
+    """Compare ``exported(image)`` with ``reference(image)`` (CxHxW each; reference = logits), and
+    ``labels(image)`` (HxW, the graph's own label map, when it has one) with the reference's arg-max."""
     if not images:
         raise ExportError(f"No real image to verify the {what} on.",
                           fix="pass --images FOLDER (a few images like the ones it will see)")
-    agree = total = 0
+    agree = total = own = 0
     diff = 0.0
     for im in images:
         got, ref = exported(im), reference(im)
+        if labels is not None:
+            own += int((labels(im) == ref.argmax(0)).sum())
         if got.shape != ref.shape:
             raise ExportError(f"The {what} returns shape {got.shape} for a {im.shape[1]}x{im.shape[0]} image; "
                               f"PyTorch returns {ref.shape}.", fix="report this as a bug (export graph)")
@@ -64,8 +69,10 @@ def verify(images: Sequence[np.ndarray], exported: ScoreFn, reference: ScoreFn, 
         total += ref[0].size
     rep = VerifyReport(len(images), total, agree / total, diff,
                        "probabilities" if exported_is_prob else "logits",
-                       [list(im.shape[:2]) for im in images], [str(f) for f in files])
-    if not np.isfinite(rep.max_abs_diff) or rep.agreement < min_agreement:
+                       [list(im.shape[:2]) for im in images], [str(f) for f in files],
+                       own / total if labels is not None else None)
+    worst = min(rep.agreement, rep.labels_agreement if labels is not None else 1.0)
+    if not np.isfinite(rep.max_abs_diff) or worst < min_agreement:
         raise ExportError(f"The {what} does not reproduce PyTorch: {rep.line()} "
                           f"(required: {min_agreement * 100:.2f}%).",
                           fix=fix)
