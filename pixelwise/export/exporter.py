@@ -215,7 +215,8 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
             from pixelwise.export.quantize import quantize_int8
 
             try:
-                meta.quantization = quantize_int8(float_path, onnx_path, _calibration_feeds(calib_ims, meta), in_name)
+                meta.quantization = quantize_int8(float_path, onnx_path, _calibration_feeds(calib_ims, meta), in_name,
+                                                  widen_stem=fmt == "onnx")
             finally:
                 float_path.unlink(missing_ok=True)
             _embed_onnx_metadata(onnx_path, meta)

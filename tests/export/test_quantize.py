@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from pixelwise.export import ExportError, export
-from pixelwise.export.quantize import float_nodes
+from pixelwise.export.exporter import _calibration_feeds
+from pixelwise.export.quantize import float_nodes, quantize_int8
 from pixelwise.export.sources import calibration_images
 from pixelwise.inference.predictor import Segmenter
 from pixelwise.models.registry import create_model
@@ -62,6 +63,38 @@ def test_int8_quantizes_stem_keeps_classifier_and_upsampling_in_float(int8_onnx)
                         "/Resize", "/Slice"]) == ["/Resize", "/Slice", "/a/decoder/classifier/Conv"]
 
 
+def _stem_weight(path: Path) -> np.ndarray:
+    """The int8 stem's weights (the initializer behind the DequantizeLinear it reads)."""
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: i for i in graph.initializer}
+    stem = next(n for n in graph.node if n.op_type == "Conv" and "conv_stem" in n.name)
+    dq = next(n for n in graph.node if n.op_type == "DequantizeLinear" and stem.input[1] in n.output)
+    return onnx.numpy_helper.to_array(inits[dq.input[0]])
+
+
+def test_int8_onnx_stem_reads_four_channels_with_unchanged_outputs(int8_onnx, tiny_run, tmp_path):
+    """The widened stem (ONNX Runtime's fast int8 path) must not change a single output."""
+    import onnxruntime as ort
+
+    w = _stem_weight(int8_onnx.path)
+    assert w.shape[1] == 4 and not w[:, 3].any() and w[:, :3].any()
+    assert int8_onnx.metadata.quantization["stem_input_channels"] == 4
+    fp32 = export(tiny_run.best, "onnx", tmp_path / "f.onnx", check=False)
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    ims, _ = calibration_images(None, seg.dataset_record(), 4)
+    feeds = _calibration_feeds(ims, fp32.metadata)
+    outs = []
+    for widen in (True, False):
+        path = tmp_path / f"q{int(widen)}.onnx"
+        assert quantize_int8(fp32.path, path, feeds, "input", widen_stem=widen)["stem_input_channels"] == 3 + widen
+        assert _stem_weight(path).shape[1] == 3 + widen
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outs.append([sess.run(None, {"input": f}) for f in feeds])
+    for wide, narrow in zip(*outs):
+        np.testing.assert_allclose(wide[0], narrow[0], atol=1e-5)  # logits
+        np.testing.assert_array_equal(wide[1], narrow[1])  # labels
+
+
 def test_int8_runtime_predictions_and_val_close_to_fp32(int8_onnx, onnx_model, tiny_run):
     from pixelwise.runtime import evaluate_onnx
 
@@ -87,6 +120,7 @@ def test_int8_openvino_and_pipeline(tiny_run, tmp_path):
     assert ov.path.suffix == ".xml" and ov.path.with_suffix(".bin").exists()
     assert not list((tmp_path / "ov").glob("*.onnx"))  # intermediate graphs removed
     assert json.loads(ov.sidecar.read_text())["precision"] == "int8"
+    assert ov.metadata.quantization["stem_input_channels"] == 3  # OpenVINO's int8 stem is fast as it is
     pipe = export(tiny_run.best, "onnx", tmp_path / "p.onnx", int8=True, pipeline=True,
                   outputs=("labels", "probabilities"), min_agreement=0.9)
     assert _ops(pipe.path).get("QuantizeLinear", 0) >= 10
