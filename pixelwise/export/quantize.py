@@ -18,7 +18,7 @@ Why these settings (measured on CamVid, FPN + EfficientNet-Lite0, see BENCHMARKS
 * The stem reads 4 channels in ONNX exports (``widen_stem_input``): ONNX Runtime's int8 conv
   ran the 3-channel stem 3x slower per FLOP than a 4-channel one (VNNI multiplies groups of four
   bytes): 1.33 -> 0.49 ms in its node profile at 384x480, for a 0.1 + 0.2 ms Slice + Concat in
-  front. Whole int8 graph, alternating calls (2 threads, AMX/AVX-512 VNNI Xeon): 11.1 -> 10.3
+  front (nothing in ``--pipeline`` graphs, whose stride Pad adds the channel). Whole int8 graph, alternating calls (2 threads, AMX/AVX-512 VNNI Xeon): 11.1 -> 10.3
   ms per image at batch 1, unchanged at batch 8 (where the stem was cheaper per image); the
   labels are identical (the extra channel meets zero weights). OpenVINO exports skip it: its
   int8 stem was already fast and the copy made batch 1 3% slower there.
@@ -49,38 +49,58 @@ def float_nodes(node_names: list[str]) -> list[str]:
 
 
 def widen_stem_input(model) -> bool:
-    """Give the first convolution a 4th input channel (a copy of channel 0, met by zero weights):
-    same outputs, but ONNX Runtime's int8 kernels take their fast path (see the module doc).
-    The copy is made in float in front of the input's QuantizeLinear (its nodes are outside the
-    network body, so the quantizer leaves them in float and calibrates the 4-channel tensor,
-    whose range is the 3-channel one). Returns whether the graph was changed."""
+    """Give the first convolution a 4th input channel met by zero weights: same outputs, but ONNX
+    Runtime's int8 kernels take their fast path (see the module doc). The channel is added in
+    float in front of the input's QuantizeLinear (its nodes are outside the network body, so the
+    quantizer leaves them in float and calibrates the 4-channel tensor, whose range is the
+    3-channel one):
+    * a stem reading the graph's input gets a copy of channel 0 (Slice + Concat, 0.3 ms);
+    * a stem behind a constant Pad (``--pipeline`` graphs pad to the stride in the graph) gets a
+      zero channel from that Pad, which copies the tensor anyway: free.
+    Other stems are left alone. Returns whether the graph was changed."""
     from onnx import helper, numpy_helper
 
     g = model.graph
     inits = {i.name: i for i in g.initializer}
-    for node in g.node:
-        if node.op_type != "Conv" or node.input[1] not in inits:
+    producer = {o: n for n in g.node for o in n.output}
+    for conv in g.node:
+        if conv.op_type != "Conv" or conv.input[1] not in inits:
             continue
-        groups = next((a.i for a in node.attribute if a.name == "group"), 1)
-        w = numpy_helper.to_array(inits[node.input[1]])
+        groups = next((a.i for a in conv.attribute if a.name == "group"), 1)
+        w = numpy_helper.to_array(inits[conv.input[1]])
         if groups != 1 or w.shape[1] != 3:
             return False  # only the first conv counts, and only a plain RGB one
         name = "stem_input_channels"
-        g.initializer.extend([
-            numpy_helper.from_array(np.concatenate([w, np.zeros_like(w[:, :1])], 1), f"{name}/weight"),
-            numpy_helper.from_array(np.array([0], np.int64), f"{name}/start"),
-            numpy_helper.from_array(np.array([1], np.int64), f"{name}/end")])
-        extra = helper.make_node("Slice", [node.input[0], f"{name}/start", f"{name}/end", f"{name}/end"],
-                                 [f"{name}/channel0"], name=f"{name}/Slice")
-        cat = helper.make_node("Concat", [node.input[0], f"{name}/channel0"], [f"{name}/x4"],
-                               name=f"{name}/Concat", axis=1)
-        old_weight = node.input[1]
-        node.input[0], node.input[1] = f"{name}/x4", f"{name}/weight"
+        x = conv.input[0]
+        pad = producer.get(x)
+        if x in {i.name for i in g.input}:
+            g.initializer.extend([numpy_helper.from_array(np.array([0], np.int64), f"{name}/start"),
+                                  numpy_helper.from_array(np.array([1], np.int64), f"{name}/end")])
+            new_nodes = [helper.make_node("Slice", [x, f"{name}/start", f"{name}/end", f"{name}/end"],
+                                          [f"{name}/channel0"], name=f"{name}/Slice"),
+                         helper.make_node("Concat", [x, f"{name}/channel0"], [f"{name}/x4"],
+                                          name=f"{name}/Concat", axis=1)]
+            conv.input[0], before = f"{name}/x4", conv
+        elif (pad is not None and pad.op_type == "Pad" and len(pad.input) > 1 and pad.input[1]
+              and all(helper.get_attribute_value(a) == b"constant" for a in pad.attribute if a.name == "mode")
+              and (len(pad.input) < 4 or not pad.input[3])  # pads for all four axes
+              and sum(1 for n in g.node if x in n.input) == 1):
+            # NCHW pads are [begins..., ends...]: one more channel at the end (index 5).
+            g.initializer.append(numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 1, 0, 0], np.int64),
+                                                         f"{name}/one_channel"))
+            new_nodes = [helper.make_node("Add", [pad.input[1], f"{name}/one_channel"], [f"{name}/pads"],
+                                          name=f"{name}/Add")]
+            pad.input[1], before = f"{name}/pads", pad
+        else:
+            return False
+        g.initializer.append(numpy_helper.from_array(np.concatenate([w, np.zeros_like(w[:, :1])], 1),
+                                                     f"{name}/weight"))
+        old_weight, conv.input[1] = conv.input[1], f"{name}/weight"
         if not any(old_weight in n.input for n in g.node):
             g.initializer.remove(inits[old_weight])
-        at = list(g.node).index(node)
-        g.node.insert(at, cat)
-        g.node.insert(at, extra)
+        at = list(g.node).index(before)
+        for n in reversed(new_nodes):
+            g.node.insert(at, n)
         return True
     return False
 

@@ -72,27 +72,43 @@ def _stem_weight(path: Path) -> np.ndarray:
     return onnx.numpy_helper.to_array(inits[dq.input[0]])
 
 
-def test_int8_onnx_stem_reads_four_channels_with_unchanged_outputs(int8_onnx, tiny_run, tmp_path):
-    """The widened stem (ONNX Runtime's fast int8 path) must not change a single output."""
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_int8_onnx_stem_reads_four_channels_with_unchanged_outputs(tiny_run, tmp_path, pipeline):
+    """The widened stem (ONNX Runtime's fast int8 path) must not change a single output: a copy
+    of channel 0 when the stem reads the graph's input, a zero channel from the stride Pad of a
+    --pipeline graph."""
     import onnxruntime as ort
 
-    w = _stem_weight(int8_onnx.path)
-    assert w.shape[1] == 4 and not w[:, 3].any() and w[:, :3].any()
-    assert int8_onnx.metadata.quantization["stem_input_channels"] == 4
-    fp32 = export(tiny_run.best, "onnx", tmp_path / "f.onnx", check=False)
+    fp32 = export(tiny_run.best, "onnx", tmp_path / "f.onnx", check=False, pipeline=pipeline,
+                  outputs=("labels", "probabilities"))
+    graph = onnx.load(str(fp32.path)).graph
+    added = {n.op_type for n in graph.node if n.name.startswith("stem_input_channels")}
+    assert not added  # the float export is left alone
     seg = Segmenter.load(tiny_run.best, device="cpu")
     ims, _ = calibration_images(None, seg.dataset_record(), 4)
     feeds = _calibration_feeds(ims, fp32.metadata)
+    name = "image" if pipeline else "input"
     outs = []
     for widen in (True, False):
         path = tmp_path / f"q{int(widen)}.onnx"
-        assert quantize_int8(fp32.path, path, feeds, "input", widen_stem=widen)["stem_input_channels"] == 3 + widen
-        assert _stem_weight(path).shape[1] == 3 + widen
+        assert quantize_int8(fp32.path, path, feeds, name, widen_stem=widen)["stem_input_channels"] == 3 + widen
+        w = _stem_weight(path)
+        assert w.shape[1] == 3 + widen and not w[:, 3:].any()
+        added = {n.op_type for n in onnx.load(str(path)).graph.node if n.name.startswith("stem_input_channels")}
+        assert added - {"QuantizeLinear", "DequantizeLinear"} == (({"Add"} if pipeline else {"Slice", "Concat"}) if widen else set())
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        outs.append([sess.run(None, {"input": f}) for f in feeds])
+        outs.append([sess.run(None, {name: f}) for f in feeds])
     for wide, narrow in zip(*outs):
-        np.testing.assert_allclose(wide[0], narrow[0], atol=1e-5)  # logits
-        np.testing.assert_array_equal(wide[1], narrow[1])  # labels
+        for a, b in zip(wide, narrow):
+            if a.dtype == np.uint8:
+                np.testing.assert_array_equal(a, b)  # labels
+            else:
+                np.testing.assert_allclose(a, b, atol=1e-5)  # logits / probabilities
+
+
+def test_int8_onnx_export_widens_the_stem(int8_onnx):
+    assert _stem_weight(int8_onnx.path).shape[1] == 4
+    assert int8_onnx.metadata.quantization["stem_input_channels"] == 4
 
 
 def test_int8_runtime_predictions_and_val_close_to_fp32(int8_onnx, onnx_model, tiny_run):
@@ -124,6 +140,7 @@ def test_int8_openvino_and_pipeline(tiny_run, tmp_path):
     pipe = export(tiny_run.best, "onnx", tmp_path / "p.onnx", int8=True, pipeline=True,
                   outputs=("labels", "probabilities"), min_agreement=0.9)
     assert _ops(pipe.path).get("QuantizeLinear", 0) >= 10
+    assert pipe.metadata.quantization["stem_input_channels"] == 4  # from the stride Pad
     a, b = RuntimeSegmenter.load(ov.path), RuntimeSegmenter.load(pipe.path)
     image = read_image(val_images[0])
     assert (a.predict(image).labels == b.predict(image).labels).mean() > 0.9
