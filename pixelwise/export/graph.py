@@ -171,9 +171,12 @@ class LogitsGraph(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2], x.shape[-1]
-        if self.pad:
+        size = (h, w)  # the network's input size, from the unpadded input's shape: the padded
+        if self.pad:   # tensor then feeds the stem alone, which int8 exports can widen for free
             s = self.stride
-            x = F.pad(x, (0, (s - w % s) % s, 0, (s - h % s) % s))
+            ph, pw = (s - h % s) % s, (s - w % s) % s
+            x = F.pad(x, (0, pw, 0, ph))
+            size = (h + ph, w + pw)
         y = self.model.decoder(self.model.encoder(x.half() if self.fp16 else x))
         if self.upsampled_labels is not None:  # logits at the stride (uncropped), labels at full size
             y = y.float() if self.fp16 else y
@@ -183,7 +186,7 @@ class LogitsGraph(nn.Module):
             y = y.float() if self.fp16 else y
             if self.resize_planar:
                 if self.upsample:
-                    y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                    y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
                 y = y.permute(0, 2, 3, 1)
             else:
                 y = y.permute(0, 2, 3, 1)
@@ -193,7 +196,7 @@ class LogitsGraph(nn.Module):
                 y = y[:, :h, :w, :]
             return (y, label_map(y, dim=-1)) if self.labels else y
         if self.upsample:
-            y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
         if self.pad:
             y = y[:, :, :h, :w]
         y = y.float() if self.fp16 else y  # no Cast node in fp32 graphs (it copies the logits)
@@ -226,17 +229,15 @@ class PipelineGraph(nn.Module):
 
     def forward(self, image: torch.Tensor):
         h, w = image.shape[0], image.shape[1]
+        # Normalised first (it commutes with the bilinear resize), as H rows of W*3 interleaved
+        # values against rows of per-channel terms: ONNX Runtime moves the HWC -> CHW transpose
+        # past element-wise ops (into the int8 stem's NHWC layout, or past the resize), and
+        # broadcasting a 3-vector over HxWx3 ran one 3-element span at a time: 1.0 ms for each of
+        # Sub and Mul at 384x480, against 0.1-0.2 per row-wise op.
+        x = image.reshape(h, w * 3).float() * self.scale.repeat(w) + self.shift.repeat(w)
+        x = x.reshape(h, w, 3).permute(2, 0, 1).unsqueeze(0)
         if self.imgsz:
-            x = image.permute(2, 0, 1).unsqueeze(0).float()
             x = F.interpolate(x, size=self.imgsz, mode="bilinear", align_corners=False)
-            x = x * self.scale.view(1, 3, 1, 1) + self.shift.view(1, 3, 1, 1)
-        else:
-            # Normalised as H rows of W*3 interleaved values, against rows of per-channel terms:
-            # ONNX Runtime moves the HWC -> CHW transpose past element-wise ops (into the int8
-            # stem's NHWC layout), and broadcasting a 3-vector over HxWx3 ran one 3-element span
-            # at a time: 1.0 ms for each of Sub and Mul at 384x480, against 0.1-0.2 per row-wise op.
-            x = image.reshape(h, w * 3).float() * self.scale.repeat(w) + self.shift.repeat(w)
-            x = x.reshape(h, w, 3).permute(2, 0, 1).unsqueeze(0)
         if self.core.logits_scale > 1:
             return self.core(x)[1][0]
         logits = self.core(x)
