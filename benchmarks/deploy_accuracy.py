@@ -41,6 +41,8 @@ def main() -> int:
     for label, kw in [("ONNX fp32 (onnxruntime)", dict(format="onnx", out=tmp / "fp32.onnx")),
                       ("ONNX int8 (onnxruntime)", dict(format="onnx", out=tmp / "int8.onnx", int8=True)),
                       ("OpenVINO int8", dict(format="openvino", out=tmp / "ov" / "int8.xml", int8=True)),
+                      ("ONNX int8 pipeline, labels only (uint8 image in; onnxruntime)",
+                       dict(format="onnx", out=tmp / "pipe.onnx", int8=True, pipeline=True, outputs=("labels",))),
                       ("ONNX int8 pipeline, network at 288x360 inside (onnxruntime)",
                        dict(format="onnx", out=tmp / "pipe75.onnx", int8=True, pipeline=True, imgsz=(288, 360)))]:
         res = export(a.checkpoint, **kw)
