@@ -54,6 +54,32 @@ runs at 31: 2.1 ms of 14.5 in ONNX Runtime's node profile; running that part in 
 to stay in cache was slower), no longer the graph's tail. With AMX, int8 GEMMs run at 3.5-4.4
 TOP/s, so the int8 model reaches 7-10% of the int8 GEMM rate (98-124% of the fp32 one, counted
 in fp32 FLOPs).
+Later the same afternoon (same VM type, in a phase 10-19% slower: the unchanged fp32 network
+alone took 16.1-17.8 ms per image where the runs above measured 15.0, yolo26n-sem's ONNX export
+13.6-14.4 where they measured 12.7; the two inference runs below are the last two): three
+changes to the exported graphs, each A/B-timed in alternation against the previous export of the
+same checkpoint, outputs checked. (1) int8 ONNX exports feed the stem a 4th input channel met by
+zero weights: ONNX Runtime's int8 conv ran the 3-channel stem 3x slower per FLOP (node profile
+1.33 -> 0.49 ms, for a 0.3 ms channel copy in front); whole int8 graph 6-7% faster at batch 1,
+unchanged at batch 8, labels identical (70.81 val mIoU as before). (2) The in-graph label map
+writes its mixed blocks back as rows of pixels (one ScatterND index per block row) and gathers
+their samples without padding the logits: the tail alone 1.23 -> 0.92 ms per image at batch 1,
+3.5 -> 2.1 at batch 8, whole graphs 1-5% faster, labels identical. (3) `--pipeline` graphs
+normalise the image as rows of interleaved RGB values: ONNX Runtime had moved the HWC -> CHW
+transpose past the normalisation, which then broadcast a 3-vector over HxWx3 (1 ms for each of
+Sub and Mul); the int8 pipeline also gets the 4-channel stem from its stride Pad at no cost.
+int8 pipeline at 384x480: 13.8 -> 10.9 ms (A/B), 12.9 -> 11.0 between the two benchmark runs;
+with the network at 288x360 inside 12.9 -> 11.4 (A/B); fp32 pipeline 18.1 -> 17.5.
+Head to head with yolo26n-sem through ONNX Runtime, int8: 1.41 and 1.39x at batch 1, 1.36 and
+1.35x at batch 8 (the runs above: 1.25-1.27x and 1.32x); through OpenVINO 1.43/1.39x and
+1.64/1.61x. The fp32 GEMM share fell in this phase (whole fp32 graph 54.0/52.5% at batch 1,
+52.4/48.9% at batch 8; the network alone 55.5-59.1%): the GEMM rate (296-305 GFLOP/s) slowed less
+than the memory-bound layers, which is what keeps the model under the 60% target here. Tried and
+left out, measured the same way: transparent huge pages for the runtimes' buffers (glibc's
+`glibc.malloc.hugetlb=1`; -5% to +3%, within the VM's noise), folding the linear 1x1 conv of the
+first block into the next block's expansion (1-3% in fp32), a space-to-depth stem (the
+SpaceToDepth copy cost 0.4 ms, as much as the stem saved), a channel Pad instead of the copy
+(0.35 ms against 0.26).
 The morning (AMD EPYC, earlier graph with full-size logits; six runs): int8 5.1-6.6x (batch 1)
 and 11.6-13.5x (batch 8) faster than eager; 1.07-1.34x yolo26n-sem's speed at batch 1 and
 1.02-1.20x at batch 8 in alternating timings; whole fp32 graph 51.0-63.8% of the fp32 GEMM rate
