@@ -69,3 +69,42 @@ def test_pyramid_heads_upsample_by_constant_factors_equal_to_sizes_and_export_wi
 
     assert decoder_shape_ops(model) > 0  # what sizes cost in a graph
     assert decoder_shape_ops(create_model(arch, "efficientnet_lite0", num_classes=4).eval()) == 0
+
+
+@pytest.mark.parametrize("arch", ["fcn", "unet", "deeplabv3plus", "fpn", "fpn_lite"])
+def test_encoders_whose_pyramid_starts_at_stride_4(arch, tmp_path):
+    """ConvNeXt-like backbones have no stride-2 map (timm raised IndexError for 5 levels): the
+    levels are matched by stride, the missing one is None with 0 channels, and the model trains
+    and exports like any other."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from pixelwise.export import export
+    from pixelwise.inference.predictor import Segmenter
+
+    torch.manual_seed(0)
+    model = create_model(arch, "test_convnext", num_classes=3)
+    assert model.encoder.channels[0] == 0 and model.encoder.reductions == [2, 4, 8, 16, 32]
+    x = torch.randn(2, 3, 64, 96)
+    out = model(x)
+    assert out.shape == (2, 3, 64, 96)
+    out.mean().backward()  # every parameter that shapes the output gets a gradient
+    assert all(p.grad is not None for p in model.decoder.parameters())
+    model.eval()
+    seg = Segmenter(model, ["a", "b", "c"], [], 255, "cpu")
+    path = export(seg, "onnx", tmp_path / "m.onnx", check=False).path
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    img = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        ref = model(img).argmax(1).numpy()
+    labels = sess.run(["labels"], {"input": img.numpy()})[0]
+    assert (labels == ref).mean() > 0.999
+    assert np.isfinite(sess.run(["logits"], {"input": img.numpy()})[0]).all()
+
+
+def test_encoders_without_a_pyramid_are_refused_with_a_reason():
+    from pixelwise.models.encoder import _levels_by_stride
+
+    assert _levels_by_stride("x", [4, 8, 16, 32], (0, 1, 2, 3, 4)) == [None, 0, 1, 2, 3]
+    with pytest.raises(ModelError, match="strides \\[16, 16, 16\\].*stride 4 is missing"):
+        _levels_by_stride("vit", [16, 16, 16], (0, 1, 2, 3, 4))
