@@ -18,10 +18,11 @@ Why these settings (measured on CamVid, FPN + EfficientNet-Lite0, see BENCHMARKS
 * The stem reads 4 channels in ONNX exports (``widen_stem_input``): ONNX Runtime's int8 conv
   ran the 3-channel stem 3x slower per FLOP than a 4-channel one (VNNI multiplies groups of four
   bytes): 1.33 -> 0.49 ms in its node profile at 384x480, for a 0.1 + 0.2 ms Slice + Concat in
-  front (nothing in ``--pipeline`` graphs, whose stride Pad adds the channel). Whole int8 graph, alternating calls (2 threads, AMX/AVX-512 VNNI Xeon): 11.1 -> 10.3
-  ms per image at batch 1, unchanged at batch 8 (where the stem was cheaper per image); the
-  labels are identical (the extra channel meets zero weights). OpenVINO exports skip it: its
-  int8 stem was already fast and the copy made batch 1 3% slower there.
+  front (nothing in ``--pipeline`` graphs, whose stride Pad adds the channel). Whole int8 graph,
+  alternating calls (2 threads, AMX/AVX-512 VNNI Xeon): 11.1 -> 10.3 ms per image at batch 1,
+  unchanged at batch 8 (where the stem was cheaper per image); the labels are identical (the
+  extra channel meets zero weights). OpenVINO exports skip it: its int8 stem was already fast and
+  the copy made batch 1 3% slower there.
 """
 from __future__ import annotations
 
