@@ -35,6 +35,10 @@ class ImageReadError(DatasetError):
     """An image or label file cannot be decoded (corrupt, truncated, not an image)."""
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image declares more pixels than the caller allows (refused before decoding it)."""
+
+
 class ConfigError(PixelwiseError):
     """A run configuration or command-line option is invalid."""
 

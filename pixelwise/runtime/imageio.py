@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from pixelwise.data.io import pil_to_rgb  # numpy + Pillow only, like this module
-from pixelwise.errors import ImageReadError
+from pixelwise.errors import ImageReadError, ImageTooLargeError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Huge aerial images are legitimate here; tiling bounds the memory, not Pillow's bomb guard.
@@ -34,10 +34,19 @@ def read_image(path: str | Path) -> np.ndarray:
                              fix="re-export or remove this file (it is corrupt or truncated)") from None
 
 
-def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
-    """Encoded bytes (PNG/JPEG/...) -> HxWx3 uint8 RGB; ImageReadError when not an image."""
+def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = None) -> np.ndarray:
+    """Encoded bytes (PNG/JPEG/...) -> HxWx3 uint8 RGB; ImageReadError when not an image.
+
+    ``max_pixels`` is checked against the size the file's header declares, before decoding:
+    a few hundred kilobytes of PNG can declare 40000x40000 pixels (4.8 GB as RGB).
+    """
     try:
         with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise ImageTooLargeError(f"Image {name} declares {w}x{h} pixels, above the limit of "
+                                         f"{max_pixels}.", path=name, fix="downscale it (or tile it "
+                                         "client-side and send the tiles)")
             im.load()
             return pil_to_rgb(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:

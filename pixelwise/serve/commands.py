@@ -8,7 +8,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
     from pixelwise.serve.server import serve
 
     serve(a.models, host=a.host, port=a.port, api_key=a.api_key, max_upload_mb=a.max_upload_mb,
-          workers=a.workers, threads=a.threads, backend=a.backend, log_level=a.log_level)
+          workers=a.workers, threads=a.threads, backend=a.backend, log_level=a.log_level,
+          max_megapixels=a.max_megapixels)
     return 0
 
 
@@ -18,7 +19,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--host", default="127.0.0.1", help="bind address (non-loopback requires --api-key)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--api-key", help="require this key (X-API-Key header); or set PIXELWISE_API_KEY")
-    s.add_argument("--max-upload-mb", type=float, default=20.0)
+    s.add_argument("--max-upload-mb", type=float, default=20.0, help="larger uploads get 413 before being read")
+    s.add_argument("--max-megapixels", type=float, default=64.0,
+                   help="images declaring more pixels (millions) get 413 before being decoded")
     s.add_argument("--workers", type=int, default=2, help="concurrent inferences (worker pool size)")
     s.add_argument("--threads", type=int, help="threads per inference (ONNX Runtime intra-op)")
     s.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "openvino"])

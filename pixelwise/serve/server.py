@@ -25,7 +25,7 @@ def is_loopback(host: str) -> bool:
 
 def build_app(model_args: Sequence[str], api_key: str | None = None, host: str = "127.0.0.1",
               max_upload_mb: float = 20.0, workers: int = 2, threads: int | None = None,
-              backend: str = "auto") -> Any:
+              backend: str = "auto", max_megapixels: float = 64.0) -> Any:
     from pixelwise.serve.app import create_app
 
     api_key = api_key or os.environ.get("PIXELWISE_API_KEY") or None
@@ -42,13 +42,14 @@ def build_app(model_args: Sequence[str], api_key: str | None = None, host: str =
             raise ServeError(f"Two models are named '{name}'.", path=path, fix="name them: NAME=PATH")
         models[name] = load_model(path, backend, threads)
         paths[name] = path
-    return create_app(models, api_key, int(max_upload_mb * 2**20), workers, paths)
+    return create_app(models, api_key, int(max_upload_mb * 2**20), workers, paths,
+                      int(max_megapixels * 1e6))
 
 
 def serve(model_args: Sequence[str], host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           max_upload_mb: float = 20.0, workers: int = 2, threads: int | None = None,
-          backend: str = "auto", log_level: str = "info") -> None:
+          backend: str = "auto", log_level: str = "info", max_megapixels: float = 64.0) -> None:
     import uvicorn
 
-    app = build_app(model_args, api_key, host, max_upload_mb, workers, threads, backend)
+    app = build_app(model_args, api_key, host, max_upload_mb, workers, threads, backend, max_megapixels)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

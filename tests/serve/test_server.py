@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import io
 import socket
+import struct
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import httpx
@@ -59,6 +61,18 @@ def live(onnx_model):
         yield url
 
 
+def _png_bomb(side: int) -> bytes:
+    """A valid 1-bit PNG of side x side black pixels: a few hundred KB that decode to side**2 * 3 bytes of RGB."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\0" * (1 + (side + 7) // 8)  # filter byte + packed bits
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row * 1000) for _ in range(side // 1000)) + z.compress(row * (side % 1000)) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
 def _png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
 
@@ -106,6 +120,12 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(live, image_
     big = b"\0" * (2 * 2**20)
     r = httpx.post(f"{live}/v1/segment", files={"file": ("big.jpg", big, "image/jpeg")})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
+    bomb = _png_bomb(40000)  # 1.6 G pixels declared in a body under the upload limit
+    assert len(bomb) < 0.5 * 2**20 and Image.open(io.BytesIO(bomb)).size == (40000, 40000)
+    t = time.perf_counter()
+    r = httpx.post(f"{live}/v1/segment", files={"file": ("bomb.png", bomb, "image/png")})
+    assert r.status_code == 413 and "40000x40000" in r.json()["detail"]
+    assert time.perf_counter() - t < 5  # refused from the header, not after decoding 4.8 GB
 
     def chunks():  # no Content-Length: counted while streaming, refused at the limit
         for _ in range(64):
