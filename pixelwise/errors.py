@@ -39,6 +39,18 @@ class ImageTooLargeError(ImageReadError):
     """An image declares more pixels than the caller allows (refused before decoding it)."""
 
 
+class UnreadableImagesError(ImageReadError):
+    """Batch prediction skipped files it could not read; the others were predicted.
+
+    ``written`` holds the outputs written, ``skipped`` (path, reason) pairs for the files skipped.
+    """
+
+    def __init__(self, message: str, *, written: list, skipped: list, path: str | Path | None = None,
+                 fix: str | None = None):
+        super().__init__(message, path=path, fix=fix)
+        self.written, self.skipped = written, skipped
+
+
 class ConfigError(PixelwiseError):
     """A run configuration or command-line option is invalid."""
 

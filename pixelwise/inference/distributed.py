@@ -3,7 +3,8 @@
     torchrun --nproc_per_node 2 -m pixelwise.inference.distributed MODEL SOURCE --out DIR
 
 Files are sharded round-robin by rank (``files[rank::world]``), so outputs do not depend on
-the number of processes; rank 0 writes ``manifest.json`` listing every output once gathered.
+the number of processes; rank 0 writes ``manifest.json`` listing every output once gathered,
+and the files no rank could read (skipped, also in ``skipped.txt``; the exit status is then 2).
 CPU processes use the gloo backend; GPUs use nccl with one device per local rank.
 """
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
+
+from pixelwise.errors import PixelwiseError
 
 
 def shard(files: list[Path], rank: int, world: int) -> list[Path]:
@@ -34,7 +38,9 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     import torch
     import torch.distributed as dist
 
-    from pixelwise.runtime.batch import expand_sources, predict_folder
+    from pixelwise.data.io import atomic_write_bytes
+    from pixelwise.errors import UnreadableImagesError
+    from pixelwise.runtime.batch import expand_sources, predict_folder, report_skipped
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -47,20 +53,29 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     files = expand_sources(source)
     seg = _load(model, device)
-    mine = predict_folder(seg, source, out, files=shard(files, rank, world), progress=progress and rank == 0,
-                          flip=flip)
+    try:
+        mine = predict_folder(seg, source, out, files=shard(files, rank, world), progress=progress and rank == 0,
+                              flip=flip, skipped_list=None)
+        skipped: list[tuple[Path, str]] = []
+    except UnreadableImagesError as exc:  # the other images were predicted; rank 0 reports them all
+        mine, skipped = exc.written, exc.skipped
+    part = ([str(p) for p in mine], [(str(p), why) for p, why in skipped])
     gathered: list[Any] = [None] * world
     if world > 1:
-        dist.all_gather_object(gathered, [str(p) for p in mine])
+        dist.all_gather_object(gathered, part)
     else:
-        gathered = [[str(p) for p in mine]]
-    everything = sorted(p for part in gathered for p in part)
+        gathered = [part]
+    everything = sorted(p for outs, _ in gathered for p in outs)
+    all_skipped = sorted((Path(p), why) for _, skips in gathered for p, why in skips)
     if rank == 0:
-        Path(out, "manifest.json").write_text(json.dumps({"model": model, "source": source, "world_size": world,
-                                                          "images": len(files), "outputs": everything}, indent=2))
+        atomic_write_bytes(Path(out, "manifest.json"), json.dumps({
+            "model": model, "source": source, "world_size": world, "images": len(files), "outputs": everything,
+            "skipped": [{"path": str(p), "reason": why} for p, why in all_skipped]}, indent=2).encode())
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
+    if rank == 0:
+        report_skipped(all_skipped, len(files), Path(out), "skipped.txt", [Path(p) for p in everything])
     return everything
 
 
@@ -73,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flip", action="store_true")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    run(a.model, a.source, a.out, a.flip, not a.quiet)
+    try:
+        run(a.model, a.source, a.out, a.flip, not a.quiet)
+    except PixelwiseError as exc:  # one line, no traceback, as the CLI does
+        print(f"pixelwise: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -5,7 +5,7 @@ import glob
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from pixelwise.errors import DatasetError
+from pixelwise.errors import DatasetError, ImageReadError, UnreadableImagesError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".npy")
 
@@ -44,10 +44,15 @@ def progress_bar(items: Iterable[Any], total: int, desc: str, enabled: bool = Tr
 
 def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_labels: bool = True,
                    save_color: bool = True, save_overlay: bool = False, progress: bool = True,
-                   files: list[Path] | None = None, **predict_kw: Any) -> list[Path]:
+                   files: list[Path] | None = None, skip_unreadable: bool = True,
+                   skipped_list: str | None = "skipped.txt", **predict_kw: Any) -> list[Path]:
     """Predict every image; write ``<stem>_labels.png`` / ``_color.png`` / ``_overlay.png``.
 
-    ``model`` is anything with the Segmenter API (RuntimeSegmenter or the torch Segmenter)."""
+    ``model`` is anything with the Segmenter API (RuntimeSegmenter or the torch Segmenter).
+    A file that cannot be read (corrupt, truncated, not an image) does not stop a long run: it is
+    skipped, listed with the reason in ``out_dir/skipped_list``, and once every other image is
+    predicted an ``UnreadableImagesError`` (carrying ``written`` and ``skipped``) reports it.
+    ``skip_unreadable=False`` raises at the first such file instead."""
     from pixelwise.data.io import atomic_write_bytes  # numpy + Pillow only
     from pixelwise.runtime.imageio import encode_png, read_image
 
@@ -55,8 +60,15 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for f in progress_bar(files, len(files), "predict", progress):
-        image = read_image(f)
+        try:
+            image = read_image(f)
+        except ImageReadError as exc:
+            if not skip_unreadable:
+                raise
+            skipped.append((f, str(exc)))
+            continue
         pred = model.predict(image, **predict_kw)
         outputs = []
         if save_labels:
@@ -69,4 +81,30 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
             path = out / f"{f.stem}_{kind}.png"
             atomic_write_bytes(path, encode_png(arr))
             written.append(path)
+    if skipped_list:
+        report_skipped(skipped, len(files), out, skipped_list, written)
+    elif skipped:
+        raise unreadable_error(skipped, len(files), out, None, written)
     return written
+
+
+def unreadable_error(skipped: list[tuple[Path, str]], total: int, out: Path, listed_in: Path | None,
+                     written: list[Path]) -> UnreadableImagesError:
+    first, why = skipped[0]
+    where = f" (all listed in {listed_in})" if listed_in else ""
+    return UnreadableImagesError(
+        f"{len(skipped)} of {total} images could not be read and were skipped{where}; the other "
+        f"{total - len(skipped)} were predicted into {out}. First: {why.split(' Fix: ')[0]}", path=first,
+        fix="re-export or remove the skipped files", written=written, skipped=skipped)
+
+
+def report_skipped(skipped: list[tuple[Path, str]], total: int, out: Path, name: str, written: list[Path]) -> None:
+    """Write ``out/name`` (path TAB reason per line) and raise, or remove a stale list when none was skipped."""
+    from pixelwise.data.io import atomic_write_bytes
+
+    listed = out / name
+    if not skipped:
+        listed.unlink(missing_ok=True)  # ours, from an earlier run into the same folder
+        return
+    atomic_write_bytes(listed, "".join(f"{p}\t{why}\n" for p, why in skipped).encode())
+    raise unreadable_error(skipped, total, out, listed, written)

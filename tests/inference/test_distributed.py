@@ -1,11 +1,16 @@
-"""torchrun with 2 CPU processes (gloo) writes the same outputs as one process."""
+"""torchrun with 2 CPU processes (gloo) writes the same outputs as one process, and reports unreadable files."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from pixelwise.errors import UnreadableImagesError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -14,17 +19,26 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
     from pixelwise.inference.distributed import run, shard
     from pixelwise.inference.predictor import Segmenter
 
-    src = Path(Segmenter.load(tiny_run.best).dataset_record()["val"]["images"])
+    val = Path(Segmenter.load(tiny_run.best).dataset_record()["val"]["images"])
+    src = tmp_path / "src"
+    shutil.copytree(val, src)
+    (src / "zz_corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")  # on rank 1's shard of two
     assert shard(list(range(5)), 1, 2) == [1, 3]
-    single = run(str(tiny_run.best), str(src), str(tmp_path / "one"))
+    with pytest.raises(UnreadableImagesError) as err:
+        run(str(tiny_run.best), str(src), str(tmp_path / "one"))
+    single = err.value.written
+    assert [p.name for p, _ in err.value.skipped] == ["zz_corrupt.jpg"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "pixelwise.inference.distributed", str(tiny_run.best),
                         str(src), "--out", str(tmp_path / "two"), "--quiet"],
                        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode != 0 and "1 of" in r.stderr and "zz_corrupt.jpg" in r.stderr, r.stderr[-3000:]
+    assert r.stderr.count("pixelwise: error:") == 1  # rank 0's one line (torchrun adds its own report)
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert manifest["world_size"] == 2 and manifest["images"] == len(list(src.glob("*.jpg")))
+    assert [Path(s["path"]).name for s in manifest["skipped"]] == ["zz_corrupt.jpg"]
+    assert (tmp_path / "two" / "skipped.txt").read_text().startswith(str(src / "zz_corrupt.jpg"))
     names = sorted(Path(p).name for p in single)
     assert sorted(Path(p).name for p in manifest["outputs"]) == names
     for n in names:

@@ -163,6 +163,48 @@ def test_batch_folder_with_progress(pair, tmp_path, capsys):
     assert lab.shape[:2] == read_image(images[0]).shape[:2]
 
 
+def test_batch_folder_skips_unreadable_files_and_says_which(pair, onnx_model, tmp_path):
+    import shutil
+
+    from pixelwise.errors import ImageReadError, UnreadableImagesError
+    from pixelwise.runtime.batch import predict_folder
+
+    _, rt, images = pair
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in images[:2]:
+        shutil.copy(f, src / f.name)
+    (src / "a_truncated.jpg").write_bytes(images[0].read_bytes()[:300])
+    (src / "b_not_an_image.png").write_text("not an image")
+    out = tmp_path / "out"
+    with pytest.raises(UnreadableImagesError) as err:
+        predict_folder(rt, src, out, progress=False)
+    assert "2 of 4 images could not be read" in str(err.value) and "a_truncated.jpg" in str(err.value)
+    assert sorted(p.name for p, _ in err.value.skipped) == ["a_truncated.jpg", "b_not_an_image.png"]
+    # every readable image was still predicted, after the unreadable ones (sorted first)
+    assert sorted(p.name for p in err.value.written) == sorted(f"{f.stem}_{k}.png" for f in images[:2]
+                                                               for k in ("labels", "color"))
+    assert all(p.exists() for p in err.value.written)
+    listed = (out / "skipped.txt").read_text().splitlines()
+    assert [line.split("\t")[0] for line in listed] == [str(src / "a_truncated.jpg"), str(src / "b_not_an_image.png")]
+    with pytest.raises(ImageReadError) as first:  # strict: stops at the first one
+        predict_folder(rt, src, tmp_path / "strict", progress=False, skip_unreadable=False)
+    assert not isinstance(first.value, UnreadableImagesError) and "a_truncated.jpg" in str(first.value)
+    for bad in ("a_truncated.jpg", "b_not_an_image.png"):
+        (src / bad).unlink()
+    assert len(predict_folder(rt, src, out, progress=False)) == 4
+    assert not (out / "skipped.txt").exists()  # the earlier run's list is gone
+    r = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", str(images[0].parent / "*.jpg"),
+                        "--model", str(onnx_model), "--out", str(tmp_path / "cli"), "--quiet"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    (src / "c_empty.jpg").write_bytes(b"")
+    r = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", str(src), "--model", str(onnx_model),
+                        "--out", str(tmp_path / "cli"), "--quiet"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "c_empty.jpg" in r.stderr and "skipped.txt" in r.stderr
+
+
 def test_import_and_predict_without_torch(onnx_model, pair, tmp_path):
     """A fake ``torch`` that raises on import comes first on sys.path: the runtime must not care."""
     _, _, images = pair
