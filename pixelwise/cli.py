@@ -93,9 +93,21 @@ def cmd_predict(a: argparse.Namespace) -> int:
         return 0
     from pixelwise.inference.predictor import predict
 
-    files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet)
+    files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet,
+                    tile=a.tile, overlap=a.overlap, scales=a.scales, save_confidence=a.confidence,
+                    areas_csv="areas.csv" if a.areas else None)
     print(f"{len(files)} files written to {a.out}")
     return 0
+
+
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        scales = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        scales = ()
+    if not scales or any(v <= 0 for v in scales):
+        raise argparse.ArgumentTypeError(f"expected positive numbers separated by commas, e.g. 0.75,1,1.25; got {text!r}")
+    return scales
 
 
 def _load_any(model: str, device: str = "auto"):
@@ -172,7 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("source", help="image file, folder, glob ('imgs/*.jpg') or video file (.mp4...)")
     r.add_argument("--model", required=True, help="checkpoint (.pt) or exported model (.onnx, .xml)")
     r.add_argument("--out", default="runs/predict")
-    r.add_argument("--flip", action="store_true")
+    r.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    r.add_argument("--scales", type=_scales, help="multi-scale test-time augmentation, e.g. 0.75,1,1.25")
+    r.add_argument("--tile", type=int, help="sliding-window mode with tiles of this size (huge images; "
+                                            "memory bounded by the tile)")
+    r.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (with --tile)")
+    r.add_argument("--confidence", action="store_true", help="also write <stem>_confidence.png "
+                                                             "(max class probability x 255)")
+    r.add_argument("--areas", action="store_true", help="also write areas.csv: each image's share of every class")
     r.add_argument("--device", default="auto")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_predict)

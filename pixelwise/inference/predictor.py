@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from pixelwise.data.io import read_image
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.engine.checkpoint import load_checkpoint, load_model_weights
-from pixelwise.errors import CheckpointError, DatasetError
+from pixelwise.errors import CheckpointError, ConfigError, DatasetError
 from pixelwise.runtime.predictor import Prediction
 from pixelwise.runtime.visualize import DrawMixin
 from pixelwise.models.registry import build_from_spec
@@ -81,8 +81,12 @@ class Segmenter(DrawMixin):
             out = (out + self.model(x.flip(-1)).flip(-1)) / 2
         return out
 
-    def predict(self, image: str | Path | np.ndarray, probabilities: bool = False,
-                flip: bool = False) -> Prediction:
+    def predict(self, image: str | Path | np.ndarray, probabilities: bool = False, flip: bool = False,
+                scales: Sequence[float] | None = None, tile: int | None = None, overlap: int = 64,
+                confidence: bool = False, batch: int = 4) -> Prediction:
+        """Label map (and probabilities / confidence when asked) at the image's own size; the same
+        API as ``RuntimeSegmenter.predict``: ``scales`` multi-scale TTA, ``tile`` sliding-window
+        mode with ``overlap`` (memory bounded by the tile; confidence but no probabilities)."""
         src = None
         if not isinstance(image, np.ndarray):
             src = Path(image)
@@ -93,18 +97,41 @@ class Segmenter(DrawMixin):
             raise DatasetError(f"Expected an HxWx3 RGB image, got shape {image.shape}.",
                                fix="pass an RGB uint8 array or an image path")
         image = image[..., :3]
-        logits = self.logits(image, flip=flip)
+        if tile:
+            from pixelwise.inference.tiling import tiled_predict
+
+            if probabilities:
+                raise ConfigError("probabilities=True is not available in tiled mode "
+                                  "(a full CxHxW map would defeat the memory bound).",
+                                  fix="use confidence=True, or whole-image mode (tile=None)")
+            if scales:
+                raise ConfigError("Multi-scale TTA (scales) is not available in tiled mode.",
+                                  fix="use flip=True, or whole-image mode (tile=None)")
+            conf = np.empty(image.shape[:2], np.float32) if confidence else None
+            labels = tiled_predict(self, image, tile, overlap, batch, flip, confidence_out=conf)
+            return Prediction(labels, None, src, conf)
+        if scales:
+            from pixelwise.inference.tta import tta_logits
+
+            logits = tta_logits(self, image, flip=flip, scales=scales)
+        else:
+            logits = self.logits(image, flip=flip)
         labels = logits.argmax(1)[0].to("cpu", torch.uint8 if self.num_classes <= 256 else torch.int32).numpy()
-        probs = F.softmax(logits.float(), 1)[0].cpu().numpy() if probabilities else None
-        return Prediction(labels, probs, src)
+        probs = F.softmax(logits.float(), 1)[0].cpu().numpy() if (probabilities or confidence) else None
+        conf = probs.max(0) if confidence else None
+        return Prediction(labels, probs if probabilities else None, src, conf)
 
 
 
 def predict(model: str | Path | Segmenter, source: str | Path, out_dir: str | Path = "runs/predict",
             save_labels: bool = True, save_color: bool = True, save_overlay: bool = True,
-            flip: bool = False, device: str = "auto", progress: bool = True) -> list[Path]:
+            flip: bool = False, device: str = "auto", progress: bool = True, tile: int | None = None,
+            overlap: int = 64, scales: Sequence[float] | None = None, save_confidence: bool = False,
+            areas_csv: str | None = None) -> list[Path]:
     """Predict every image of a file, folder or glob; write ``<stem>_labels.png`` (class ids),
-    ``<stem>_color.png`` and ``<stem>_overlay.png`` into ``out_dir``.
+    ``<stem>_color.png`` and ``<stem>_overlay.png`` into ``out_dir`` (and ``<stem>_confidence.png``,
+    a CSV of class areas, when asked). ``tile``: sliding-window mode for images far larger than
+    the training size; unreadable files are skipped and reported (see ``predict_folder``).
 
     ``model`` may be a checkpoint, a ``Segmenter``, or an exported ``.onnx``/OpenVINO ``.xml``
     (then the torch-free runtime predicts)."""
@@ -118,5 +145,11 @@ def predict(model: str | Path | Segmenter, source: str | Path, out_dir: str | Pa
         seg = RuntimeSegmenter.load(model)
     else:
         seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device)
+    kw: dict[str, Any] = {"flip": flip}
+    if tile:
+        kw.update(tile=tile, overlap=overlap)
+    if scales:
+        kw["scales"] = tuple(scales)
     return predict_folder(seg, source, out_dir, save_labels=save_labels, save_color=save_color,
-                          save_overlay=save_overlay, progress=progress, flip=flip)
+                          save_overlay=save_overlay, progress=progress, save_confidence=save_confidence,
+                          areas_csv=areas_csv, **kw)

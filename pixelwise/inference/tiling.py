@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pixelwise.runtime.tiling import tiled_labels
+from pixelwise.runtime.tiling import tiled_labels, tiled_labels_lowres
 
 
 def torch_scorer(seg: Any, flip: bool = False):
@@ -29,8 +29,45 @@ def torch_scorer(seg: Any, flip: bool = False):
     return score
 
 
+def logits_stride(seg: Any) -> int | None:
+    """How much smaller than its (stride-padded) input the decoder's logits are, when tiles can be
+    blended at that stride (even, dividing the encoder stride); None otherwise (e.g. U-Net)."""
+    model = seg.model
+    s = model.stride
+    with torch.no_grad():
+        x = torch.zeros(1, 3, 2 * s, 2 * s, device=seg.device)
+        h = model.decoder(model.encoder(x)).shape[-2]
+    f = 2 * s // h if h and (2 * s) % h == 0 else 0
+    return f if f >= 2 and f % 2 == 0 and s % f == 0 else None
+
+
+def torch_lowres_scorer(seg: Any, flip: bool = False):
+    """Tiles (sizes multiples of the encoder stride) -> the decoder's stride-level logits; the part
+    of a tile outside the image is zero after normalisation, as the model's own padding."""
+    from pixelwise.engine.evaluator import normalize_batch
+
+    @torch.no_grad()
+    def score(tiles: np.ndarray, valid) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(tiles.transpose(0, 3, 1, 2)))
+        x = normalize_batch(x, seg.model.mean, seg.model.std, seg.device, seg.channels_last)
+        for k, (vh, vw) in enumerate(valid):
+            x[k, :, vh:] = 0
+            x[k, :, :, vw:] = 0
+        model = seg.model
+        out = model.decoder(model.encoder(x))
+        if flip:
+            out = (out + model.decoder(model.encoder(x.flip(-1))).flip(-1)) / 2
+        return out.float().cpu().numpy()
+
+    return score
+
+
 def tiled_predict(seg: Any, image: np.ndarray, tile: int = 512, overlap: int = 64, batch: int = 4,
                   flip: bool = False, out: np.ndarray | None = None,
                   confidence_out: np.ndarray | None = None) -> np.ndarray:
     """HxW label map of ``image`` (may be a memmap) with the torch model, tile by tile."""
+    f = logits_stride(seg) if confidence_out is None else None
+    if f:  # blend the decoder's stride-level logits, as the runtime does for exported models
+        return tiled_labels_lowres(image, torch_lowres_scorer(seg, flip), seg.num_classes, f, seg.model.stride,
+                                   tile, overlap, batch, out)
     return tiled_labels(image, torch_scorer(seg, flip), seg.num_classes, tile, overlap, batch, out, confidence_out)

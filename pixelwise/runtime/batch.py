@@ -1,9 +1,13 @@
 """Batch prediction over a file, folder or glob, with a progress bar (tqdm when installed)."""
 from __future__ import annotations
 
+import csv
 import glob
+import io
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+import numpy as np
 
 from pixelwise.errors import DatasetError, ImageReadError, UnreadableImagesError
 
@@ -45,8 +49,13 @@ def progress_bar(items: Iterable[Any], total: int, desc: str, enabled: bool = Tr
 def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_labels: bool = True,
                    save_color: bool = True, save_overlay: bool = False, progress: bool = True,
                    files: list[Path] | None = None, skip_unreadable: bool = True,
-                   skipped_list: str | None = "skipped.txt", **predict_kw: Any) -> list[Path]:
-    """Predict every image; write ``<stem>_labels.png`` / ``_color.png`` / ``_overlay.png``.
+                   skipped_list: str | None = "skipped.txt", save_confidence: bool = False,
+                   areas_csv: str | None = None, **predict_kw: Any) -> list[Path]:
+    """Predict every image; write ``<stem>_labels.png`` / ``_color.png`` / ``_overlay.png``, and
+    ``<stem>_confidence.png`` (max class probability x 255) with ``save_confidence``.
+
+    ``predict_kw`` goes to ``model.predict`` (``tile``/``overlap`` for huge images, ``flip``,
+    ``scales``). ``areas_csv``: a CSV in ``out_dir`` with each image's share of every class.
 
     ``model`` is anything with the Segmenter API (RuntimeSegmenter or the torch Segmenter).
     A file that cannot be read (corrupt, truncated, not an image) does not stop a long run: it is
@@ -61,6 +70,10 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     skipped: list[tuple[Path, str]] = []
+    areas: list[list[str]] = []
+    names = list(getattr(model, "names", []))
+    if save_confidence:
+        predict_kw["confidence"] = True
     for f in progress_bar(files, len(files), "predict", progress):
         try:
             image = read_image(f)
@@ -77,10 +90,20 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
             outputs.append(("color", model.colorize(pred.labels)))
         if save_overlay:
             outputs.append(("overlay", model.overlay(image, pred.labels)))
+        if save_confidence and pred.confidence is not None:
+            outputs.append(("confidence", np.round(pred.confidence * 255).astype(np.uint8)))
+        if areas_csv:
+            counts = np.bincount(pred.labels.ravel(), minlength=len(names))[:len(names)]
+            areas.append([str(f), *(f"{c / pred.labels.size:.6f}" for c in counts)])
         for kind, arr in outputs:
             path = out / f"{f.stem}_{kind}.png"
             atomic_write_bytes(path, encode_png(arr))
             written.append(path)
+    if areas_csv:
+        table = io.StringIO()
+        csv.writer(table, lineterminator="\n").writerows([["file", *names], *areas])
+        atomic_write_bytes(out / areas_csv, table.getvalue().encode())
+        written.append(out / areas_csv)
     if skipped_list:
         report_skipped(skipped, len(files), out, skipped_list, written)
     elif skipped:

@@ -15,7 +15,7 @@ import numpy as np
 from pixelwise.runtime.backends import Backend, open_backend
 from pixelwise.runtime.imageio import ensure_rgb, read_image, resize_image, resize_scores
 from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError
-from pixelwise.runtime.tiling import tiled_labels
+from pixelwise.runtime.tiling import tiled_labels, tiled_labels_lowres
 from pixelwise.runtime.visualize import DrawMixin, area_summary
 
 
@@ -175,6 +175,13 @@ class RuntimeSegmenter(DrawMixin):
                 raise RuntimeModelError("probabilities=True is not available in tiled mode "
                                         "(a full CxHxW map would defeat the memory bound).",
                                         fix="use confidence=True, or whole-image mode (tile=None)")
+            if scales:
+                raise RuntimeModelError("Multi-scale TTA (scales) is not available in tiled mode.",
+                                        fix="use flip=True, or whole-image mode (tile=None)")
+            if self.lowres_factor and not confidence:  # blend the graph's own stride-level logits
+                labels = tiled_labels_lowres(image, self._lowres_fn(flip), self.num_classes, self.lowres_factor,
+                                             self.meta.input_multiple, tile, overlap, batch)
+                return Prediction(labels, None, src, None)
             conf = np.empty(image.shape[:2], np.float32) if confidence else None
             fn = self._tta_fn(flip)
             labels = tiled_labels(image, fn, self.num_classes, tile, overlap, batch, confidence_out=conf)
@@ -190,6 +197,30 @@ class RuntimeSegmenter(DrawMixin):
             probs = sc if self.is_pipeline else softmax(sc, 0)
         conf = probs.max(0) if confidence and probs is not None else None
         return Prediction(labels, probs if probabilities else None, src, conf)
+
+    @property
+    def lowres_factor(self) -> int | None:
+        """The logits' stride when tiles can be blended at it (NCHW logits, even stride dividing
+        the input multiple); None for pipeline graphs and full-size logits."""
+        f = self.meta.logits_scale
+        if self.is_pipeline or self.meta.logits_layout != "NCHW" or f < 2 or f % 2 or self.meta.input_multiple % f:
+            return None
+        return f
+
+    def _lowres_fn(self, flip: bool):
+        """Tiles (sizes multiples of the input multiple) -> their stride-level logits; the part of
+        a tile outside the image is zero after normalisation, as the graph's own padding."""
+        def fn(tiles: np.ndarray, valid) -> np.ndarray:
+            x = self.normalize(tiles)
+            for k, (vh, vw) in enumerate(valid):
+                x[k, :, vh:] = 0
+                x[k, :, :, vw:] = 0
+            logits = self.backend.run(x, ["logits"])[0]
+            if flip:  # mirrored with its padding: stride cells stay aligned (tile widths are multiples)
+                logits = (logits + self.backend.run(np.ascontiguousarray(x[..., ::-1]), ["logits"])[0][..., ::-1]) / 2
+            return logits.astype(np.float32, copy=False)
+
+        return fn
 
     def _tta_fn(self, flip: bool):
         if not flip:

@@ -45,6 +45,55 @@ def test_predict_folder_and_glob_write_outputs(tiny_run, tiny_dataset: Path, tmp
     assert len(files) == n
 
 
+def test_same_predict_options_as_the_runtime(tiny_run, onnx_model):
+    """tile / overlap / scales / confidence: the PyTorch predictor takes the runtime's options and
+    agrees with it."""
+    from pixelwise.errors import ConfigError, PixelwiseError
+    from pixelwise.inference.tta import tta_logits
+    from pixelwise.runtime import RuntimeSegmenter
+
+    seg, rt = Segmenter.load(tiny_run.best, device="cpu"), RuntimeSegmenter.load(onnx_model)
+    image = np.asarray(Image.open(sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))[0]).convert("RGB"))
+    a = seg.predict(image, tile=64, overlap=16, confidence=True)
+    b = rt.predict(image, tile=64, overlap=16, confidence=True)
+    assert (a.labels == b.labels).mean() > 0.999 and a.probabilities is None
+    np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-3)
+    np.testing.assert_array_equal(seg.predict(image, tile=4096).labels, seg.predict(image).labels)
+    ms = seg.predict(image, scales=(0.75, 1.0), flip=True, confidence=True)
+    np.testing.assert_array_equal(ms.labels, tta_logits(seg, image, flip=True, scales=(0.75, 1.0))[0].argmax(0).numpy())
+    assert ms.confidence.shape == image.shape[:2] and 0 < ms.confidence.min() and ms.confidence.max() <= 1
+    assert (ms.labels == rt.predict(image, scales=(0.75, 1.0), flip=True).labels).mean() > 0.99
+    for model, error in ((seg, ConfigError), (rt, PixelwiseError)):
+        with pytest.raises(error, match="tiled mode"):
+            model.predict(image, tile=64, probabilities=True)
+        with pytest.raises(error, match="tiled mode"):
+            model.predict(image, tile=64, scales=(0.5, 1.0))
+
+
+def test_cli_predict_tiles_confidence_and_areas(tiny_run, onnx_model, tmp_path: Path):
+    import csv
+
+    folder = Path(Segmenter.load(tiny_run.best).dataset_record()["val"]["images"])
+    n = len(list(folder.glob("*.jpg")))
+    for model in (tiny_run.best, onnx_model):
+        out = tmp_path / Path(model).suffix[1:]
+        proc = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", str(folder), "--model", str(model),
+                               "--out", str(out), "--tile", "64", "--overlap", "16", "--confidence", "--areas",
+                               "--quiet"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        conf = [np.asarray(Image.open(f)) for f in sorted(out.glob("*_confidence.png"))]
+        assert len(conf) == n and all(c.dtype == np.uint8 and c.min() >= 255 // 11 for c in conf)
+        rows = list(csv.reader((out / "areas.csv").open()))
+        assert rows[0] == ["file", *Segmenter.load(tiny_run.best).names] and len(rows) == n + 1
+        for row in rows[1:]:
+            labels = np.asarray(Image.open(out / f"{Path(row[0]).stem}_labels.png"))
+            np.testing.assert_allclose([float(v) for v in row[1:]],
+                                       np.bincount(labels.ravel(), minlength=11) / labels.size, atol=1e-6)
+    proc = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", str(folder), "--model", str(onnx_model),
+                           "--scales", "0,1"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "positive numbers" in proc.stderr
+
+
 def test_nothing_to_predict(tiny_run, tmp_path: Path):
     with pytest.raises(DatasetError, match="does not exist"):
         predict(tiny_run.best, tmp_path / "none", tmp_path / "o", progress=False)

@@ -86,6 +86,9 @@ def test_tiled_equals_whole_image(pair):
     big_tile = rt.predict(image, tile=4096, confidence=True)  # one tile: exactly the same maths
     np.testing.assert_array_equal(big_tile.labels, whole.labels)
     np.testing.assert_allclose(big_tile.confidence, whole.confidence, atol=1e-5)
+    # without confidence, tiles are blended at the logits' stride: one tile is still the whole image
+    assert rt.lowres_factor == 4
+    np.testing.assert_array_equal(rt.predict(image, tile=4096).labels, whole.labels)
     h, w = image.shape[:2]
     tiled = rt.predict(image, tile=112, overlap=48)
     assert tile_count((h, w), 112, 48) > 1
@@ -121,7 +124,7 @@ def test_tiled_memory_is_bounded_by_the_tile(tiny_run, tmp_path):
     (only the tile band is held) and stays far below one whole-image probability map."""
     from pixelwise.export import export
     from pixelwise.models.registry import create_model
-    from pixelwise.runtime.tiling import tiled_labels
+    from pixelwise.runtime.tiling import tiled_labels, tiled_labels_lowres
 
     torch.manual_seed(0)
     names = [f"c{i}" for i in range(6)]
@@ -130,7 +133,7 @@ def test_tiled_memory_is_bounded_by_the_tile(tiny_run, tmp_path):
     rt = RuntimeSegmenter.load(export(seg, "onnx", tmp_path / "small.onnx", images=images[:1]).path)
     texture = read_image(images[0])
     W, tile, overlap = 1024, 128, 32
-    peaks = {}
+    peaks, lowres_peaks = {}, {}
     for H in (768, 1536):
         img = np.lib.format.open_memmap(tmp_path / f"huge{H}.npy", mode="w+", dtype=np.uint8, shape=(H, W, 3))
         for y in range(0, H, 256):  # a real texture, written band by band
@@ -144,6 +147,11 @@ def test_tiled_memory_is_bounded_by_the_tile(tiny_run, tmp_path):
         peaks[H] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert out[-1].max() < rt.num_classes
+        tracemalloc.start()
+        tiled_labels_lowres(src, rt._lowres_fn(False), rt.num_classes, 4, 32, tile, overlap, batch=8, out=out)
+        lowres_peaks[H] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert out[-1].max() < rt.num_classes
     whole_probs = rt.num_classes * 1536 * W * 4
     assert peaks[1536] < 1.15 * peaks[768], peaks  # twice the rows, (almost) the same peak
     # What numpy holds: the band of blended scores (classes x tile x W) and one batch of tile
@@ -151,6 +159,9 @@ def test_tiled_memory_is_bounded_by_the_tile(tiny_run, tmp_path):
     band_and_batch = 4 * rt.num_classes * tile * (W + 8 * tile)
     assert peaks[1536] < 1.5 * band_and_batch, (peaks, band_and_batch)
     assert peaks[1536] < 0.25 * whole_probs, (peaks, whole_probs)
+    # At the logits' stride the band is 16x smaller; the batch of normalised tiles dominates.
+    assert lowres_peaks[1536] < 1.15 * lowres_peaks[768], lowres_peaks
+    assert lowres_peaks[1536] < 0.5 * peaks[1536], (lowres_peaks, peaks)
 
 
 def test_batch_folder_with_progress(pair, tmp_path, capsys):
