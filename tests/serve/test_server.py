@@ -104,6 +104,20 @@ def test_segment_outputs_match_the_runtime(live, image_file, onnx_model):
             np.testing.assert_array_equal(rle_decode(body["masks"][c["name"]]), ref.labels == c["id"])
 
 
+def test_large_images_are_predicted_tile_by_tile(onnx_model, image_file):
+    from pixelwise.serve.app import create_app
+
+    rt = RuntimeSegmenter.load(onnx_model)
+    image = read_image(image_file)
+    tiled = rt.predict(image, tile=64, overlap=16).labels
+    assert (tiled != rt.predict(image).labels).any()  # so the answer tells which path ran
+    app = create_app({"m": rt}, tile_above=image.shape[0] * image.shape[1] - 1, tile=64, overlap=16)
+    with LiveServer(app) as url:
+        r = httpx.post(f"{url}/v1/segment", files={"file": (image_file.name, image_file.read_bytes(), "image/jpeg")})
+    assert r.status_code == 200
+    np.testing.assert_array_equal(_png(r.content), tiled)
+
+
 def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(live, image_file):
     good = image_file.read_bytes()
     ok = lambda: httpx.post(f"{live}/v1/segment", files={"file": ("a.jpg", good, "image/jpeg")}).status_code  # noqa: E731
