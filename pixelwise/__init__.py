@@ -42,7 +42,7 @@ def __getattr__(name: str):
 
         return train
     if name == "val":
-        from pixelwise.engine.evaluator import val
+        from pixelwise.engine.validate import val
 
         return val
     if name == "Segmenter":

@@ -69,13 +69,14 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_val(a: argparse.Namespace) -> int:
-    from pixelwise.engine.evaluator import val
+    from pixelwise.engine.validate import val
 
     out = a.out or str(Path(a.model).parent / "val")
     m = val(a.model, a.data, split=a.split, out_dir=out, device=a.device, flip=a.flip,
             max_images=a.max_images, progress=not a.quiet)
     print(m.table())
-    print(f"written: {out}/metrics_{a.split}.json, {out}/confusion_{a.split}.png")
+    written = [f for f in (Path(out) / f"metrics_{a.split}.json", Path(out) / f"confusion_{a.split}.png") if f.exists()]
+    print(f"written: {', '.join(map(str, written))}")
     return 0
 
 
@@ -91,7 +92,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
         res = segment_video(model, a.source, out, mode="overlay", progress=not a.quiet, flip=a.flip)
         print(f"video written: {res.path} ({res.frames} frames at {res.fps:.1f} fps)")
         return 0
-    from pixelwise.inference.predictor import predict
+    from pixelwise.runtime.batch import predict
 
     files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet,
                     tile=a.tile, overlap=a.overlap, scales=a.scales, save_confidence=a.confidence,
@@ -112,13 +113,9 @@ def _scales(text: str) -> tuple[float, ...]:
 
 def _load_any(model: str, device: str = "auto"):
     """A checkpoint gives the PyTorch Segmenter; .onnx / .xml the torch-free runtime one."""
-    if Path(model).suffix.lower() in (".onnx", ".xml"):
-        from pixelwise.runtime import RuntimeSegmenter
+    from pixelwise.runtime.batch import load_predictor
 
-        return RuntimeSegmenter.load(model)
-    from pixelwise.inference.predictor import Segmenter
-
-    return Segmenter.load(model, device=device)
+    return load_predictor(model, device)
 
 
 def cmd_models(a: argparse.Namespace) -> int:

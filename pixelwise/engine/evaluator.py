@@ -1,8 +1,6 @@
 """Evaluation: whole-image inference at full resolution into one confusion matrix."""
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,48 +41,26 @@ def evaluate(model: torch.nn.Module, dataset: SegmentationDataset, device: torch
     return cm.compute(dataset.spec.names)
 
 
-def val(model: str | Path | Any, data: str | Path | DatasetSpec | None = None, split: str = "val",
-        out_dir: str | Path | None = None, device: str = "auto", flip: bool = False,
-        max_images: int | None = None, progress: bool = True) -> SegMetrics:
-    """Evaluate a checkpoint, a ``Segmenter`` or an exported ``.onnx``/OpenVINO ``.xml`` model on a
-    dataset split; writes JSON + confusion-matrix PNG when ``out_dir`` is given.
-
-    ``data`` defaults to the dataset the model was trained on (recorded in it).
-    """
-    from pixelwise.engine.plots import plot_confusion
+def evaluate_checkpoint(model: str | Path | Any, data: str | Path | DatasetSpec | dict | None = None,
+                        split: str = "val", device: str = "auto", flip: bool = False,
+                        max_images: int | None = None, progress: bool = True) -> SegMetrics:
+    """``SegMetrics`` of a checkpoint or a ``Segmenter`` on ``data``'s split (default: the dataset
+    recorded in the model). ``pixelwise.engine.validate.val`` is the verb that also writes them."""
     from pixelwise.inference.predictor import Segmenter
     from pixelwise.utils import set_threads
 
     set_threads()
-    t0 = time.time()
-    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".onnx", ".xml"):
-        # an exported model is scored through the torch-free runtime: this checks the export itself
-        from pixelwise.runtime import evaluate_onnx
-
-        metrics = evaluate_onnx(model, data, split=split, flip=flip, max_images=max_images, progress=progress)
-        n_images = metrics.images
-    else:
-        seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device)
-        if data is None:
-            data = seg.dataset_record()
-        spec = data if isinstance(data, DatasetSpec) else (
-            DatasetSpec.from_dict(data) if isinstance(data, dict) else DatasetSpec.load(data))
-        seg.check_compatible(spec)
-        ds = SegmentationDataset(spec, split)
-        metrics = evaluate(seg.model, ds, seg.device, max_images=max_images, flip=flip, progress=progress,
-                           channels_last=seg.device.type == "cpu")
-        n_images = min(len(ds), max_images or len(ds))
-        metrics.images = n_images
-    seconds = time.time() - t0
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        record = metrics.to_dict()
-        record.update(split=split, images=n_images, model=str(getattr(model, "checkpoint", model)),
-                      seconds=round(seconds, 2),
-                      flip_tta=flip)
-        from pixelwise.data.io import atomic_write_bytes
-
-        atomic_write_bytes(out / f"metrics_{split}.json", json.dumps(record, indent=2).encode())
-        plot_confusion(metrics, out / f"confusion_{split}.png")
+    seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device)
+    if data is None:
+        data = seg.dataset_record()
+    spec = data if isinstance(data, DatasetSpec) else (
+        DatasetSpec.from_dict(data) if isinstance(data, dict) else DatasetSpec.load(data))
+    seg.check_compatible(spec)
+    ds = SegmentationDataset(spec, split)
+    metrics = evaluate(seg.model, ds, seg.device, max_images=max_images, flip=flip, progress=progress,
+                       channels_last=seg.device.type == "cpu")
+    metrics.images = min(len(ds), max_images or len(ds))
     return metrics
+
+
+from pixelwise.engine.validate import val  # noqa: E402,F401  (the verb, re-exported where it used to live)

@@ -122,34 +122,4 @@ class Segmenter(DrawMixin):
         return Prediction(labels, probs if probabilities else None, src, conf)
 
 
-
-def predict(model: str | Path | Segmenter, source: str | Path, out_dir: str | Path = "runs/predict",
-            save_labels: bool = True, save_color: bool = True, save_overlay: bool = True,
-            flip: bool = False, device: str = "auto", progress: bool = True, tile: int | None = None,
-            overlap: int = 64, scales: Sequence[float] | None = None, save_confidence: bool = False,
-            areas_csv: str | None = None) -> list[Path]:
-    """Predict every image of a file, folder or glob; write ``<stem>_labels.png`` (class ids),
-    ``<stem>_color.png`` and ``<stem>_overlay.png`` into ``out_dir`` (and ``<stem>_confidence.png``,
-    a CSV of class areas, when asked). ``tile``: sliding-window mode for images far larger than
-    the training size; unreadable files are skipped and reported (see ``predict_folder``).
-
-    ``model`` may be a checkpoint, a ``Segmenter``, or an exported ``.onnx``/OpenVINO ``.xml``
-    (then the torch-free runtime predicts)."""
-    from pixelwise.runtime.batch import predict_folder
-    from pixelwise.utils import set_threads
-
-    set_threads()
-    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".onnx", ".xml"):
-        from pixelwise.runtime import RuntimeSegmenter
-
-        seg = RuntimeSegmenter.load(model)
-    else:
-        seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device)
-    kw: dict[str, Any] = {"flip": flip}
-    if tile:
-        kw.update(tile=tile, overlap=overlap)
-    if scales:
-        kw["scales"] = tuple(scales)
-    return predict_folder(seg, source, out_dir, save_labels=save_labels, save_color=save_color,
-                          save_overlay=save_overlay, progress=progress, save_confidence=save_confidence,
-                          areas_csv=areas_csv, **kw)
+from pixelwise.runtime.batch import predict  # noqa: E402,F401  (the verb: checkpoints and exports)

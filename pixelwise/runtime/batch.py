@@ -5,7 +5,7 @@ import csv
 import glob
 import io
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -44,6 +44,44 @@ def progress_bar(items: Iterable[Any], total: int, desc: str, enabled: bool = Tr
         if enabled:
             print(f"\r{desc}: {i}/{total}", end="" if i < total else "\n", flush=True)
         yield item
+
+
+def load_predictor(model: Any, device: str = "auto") -> Any:
+    """A model path -> its predictor: ``RuntimeSegmenter`` for exported ``.onnx``/``.xml`` files
+    (torch-free), the PyTorch ``Segmenter`` for checkpoints; predictor objects pass through."""
+    if not isinstance(model, (str, Path)):
+        return model
+    if Path(model).suffix.lower() in (".onnx", ".xml"):
+        from pixelwise.runtime import RuntimeSegmenter
+
+        return RuntimeSegmenter.load(model)
+    from pixelwise.inference.predictor import Segmenter
+    from pixelwise.utils import set_threads
+
+    set_threads()
+    return Segmenter.load(model, device=device)
+
+
+def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict", save_labels: bool = True,
+            save_color: bool = True, save_overlay: bool = True, flip: bool = False, device: str = "auto",
+            progress: bool = True, tile: int | None = None, overlap: int = 64,
+            scales: Sequence[float] | None = None, save_confidence: bool = False,
+            areas_csv: str | None = None) -> list[Path]:
+    """Predict every image of a file, folder or glob; write ``<stem>_labels.png`` (class ids),
+    ``<stem>_color.png`` and ``<stem>_overlay.png`` into ``out_dir`` (and ``<stem>_confidence.png``,
+    a CSV of class areas, when asked). ``tile``: sliding-window mode for images far larger than
+    the training size; unreadable files are skipped and reported (see ``predict_folder``).
+
+    ``model``: a checkpoint, a predictor, or an exported ``.onnx``/OpenVINO ``.xml`` (then the
+    torch-free runtime predicts, and PyTorch is not imported)."""
+    kw: dict[str, Any] = {"flip": flip}
+    if tile:
+        kw.update(tile=tile, overlap=overlap)
+    if scales:
+        kw["scales"] = tuple(scales)
+    return predict_folder(load_predictor(model, device), source, out_dir, save_labels=save_labels,
+                          save_color=save_color, save_overlay=save_overlay, progress=progress,
+                          save_confidence=save_confidence, areas_csv=areas_csv, **kw)
 
 
 def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_labels: bool = True,

@@ -238,6 +238,17 @@ def test_import_and_predict_without_torch(onnx_model, pair, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "OK" in r.stdout and "[]" in r.stdout
+    # the CLI too: predict (tiled, with areas and confidence) and val of an export, no torch
+    cli = [sys.executable, "-m", "pixelwise.cli"]
+    r = subprocess.run([*cli, "predict", str(images[0].parent), "--model", str(onnx_model), "--out",
+                        str(tmp_path / "cli"), "--tile", "64", "--areas", "--confidence", "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "cli" / "areas.csv").exists() and list((tmp_path / "cli").glob("*_confidence.png"))
+    r = subprocess.run([*cli, "val", "--model", str(onnx_model), "--out", str(tmp_path / "val"), "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "mean" in r.stdout and (tmp_path / "val" / "metrics_val.json").exists()
     # and the guard works: importing torch in that environment really fails
     r = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "blocked" in r.stderr

@@ -1,0 +1,59 @@
+"""``val``: score a checkpoint or an exported model on a dataset split, and write the results.
+
+Torch-free at import: an exported ``.onnx`` / OpenVINO ``.xml`` is scored through the runtime
+(numpy + ONNX Runtime), so ``pixelwise val --model best.onnx`` works with only
+``pixelwise[runtime]`` installed; checkpoints load PyTorch when they are met.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pixelwise.engine.metrics import SegMetrics
+
+EXPORTED_SUFFIXES = (".onnx", ".xml")
+
+
+def is_exported(model: Any) -> bool:
+    return isinstance(model, (str, Path)) and Path(model).suffix.lower() in EXPORTED_SUFFIXES
+
+
+def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: str | Path | None = None,
+        device: str = "auto", flip: bool = False, max_images: int | None = None,
+        progress: bool = True) -> SegMetrics:
+    """Evaluate a checkpoint, a ``Segmenter`` or an exported ``.onnx``/OpenVINO ``.xml`` model on a
+    dataset split; writes ``metrics_<split>.json`` and ``confusion_<split>.png`` when ``out_dir``
+    is given (the plot needs matplotlib, which runtime-only installs may lack: then it is skipped).
+
+    ``data`` defaults to the dataset the model was trained on (recorded in it).
+    """
+    t0 = time.time()
+    if is_exported(model):  # scored through the torch-free runtime: this checks the export itself
+        from pixelwise.runtime.evaluate import evaluate_onnx
+
+        metrics = evaluate_onnx(model, data, split=split, flip=flip, max_images=max_images, progress=progress)
+    else:
+        from pixelwise.engine.evaluator import evaluate_checkpoint
+
+        metrics = evaluate_checkpoint(model, data, split=split, device=device, flip=flip,
+                                      max_images=max_images, progress=progress)
+    if out_dir is not None:
+        write_results(metrics, Path(out_dir), split, str(getattr(model, "checkpoint", model)),
+                      seconds=time.time() - t0, flip=flip)
+    return metrics
+
+
+def write_results(metrics: SegMetrics, out: Path, split: str, model: str, seconds: float, flip: bool) -> None:
+    from pixelwise.data.io import atomic_write_bytes
+
+    out.mkdir(parents=True, exist_ok=True)
+    record = metrics.to_dict()
+    record.update(split=split, images=metrics.images, model=model, seconds=round(seconds, 2), flip_tta=flip)
+    atomic_write_bytes(out / f"metrics_{split}.json", json.dumps(record, indent=2).encode())
+    try:
+        from pixelwise.engine.plots import plot_confusion
+    except ImportError:  # matplotlib comes with the train extra
+        return
+    plot_confusion(metrics, out / f"confusion_{split}.png")
