@@ -13,7 +13,7 @@ from pixelwise.errors import PixelwiseError, one_line
 
 # Which install extra provides a module a command may need (the core is torch-free).
 EXTRA_OF_MODULE = {"torch": "train", "torchvision": "train", "timm": "train", "albumentations": "train",
-                   "cv2": "train", "matplotlib": "train", "onnx": "export", "openvino": "export",
+                   "cv2": "video", "matplotlib": "train", "onnx": "export", "openvino": "openvino",
                    "onnxruntime": "runtime", "fastapi": "serve", "uvicorn": "serve", "pycocotools": "formats"}
 
 
