@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pixelwise.errors import ImageReadError, ImageTooLargeError
 from pixelwise.runtime.imageio import decode_image, encode_png
 from pixelwise.runtime.visualize import area_summary, rle_encode
-from pixelwise.serve.limits import BodySizeLimit
+from pixelwise.serve.limits import BodySizeLimit, PendingLimit
 from pixelwise.serve.models import describe
 
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
@@ -27,11 +27,13 @@ ACCEPTED_TYPES = ("image/", "application/octet-stream")
 
 def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_bytes: int = 20 * 2**20,
                workers: int = 2, paths: dict[str, Path] | None = None, max_pixels: int = 64_000_000,
-               tile_above: int = 2048 * 2048, tile: int = 1024, overlap: int = 128) -> Any:
+               tile_above: int = 2048 * 2048, tile: int = 1024, overlap: int = 128, max_pending: int = 64) -> Any:
     """``models``: name -> object with the Segmenter API (first one is the default).
 
     Images above ``tile_above`` pixels are predicted tile by tile (``tile``, ``overlap``), so a
     request's memory stays bounded: whole-image inference on 4096x4096 took 0.9 GB more, tiled 0.3.
+    Beyond ``max_pending`` uploads in progress (queued for the ``workers`` or running), new ones get
+    503 with Retry-After before their bodies are read.
     """
     from pixelwise import __version__
 
@@ -117,6 +119,7 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
         return JSONResponse(body, headers=headers)
 
     app.add_middleware(BodySizeLimit, limit=max_upload_bytes)
+    app.add_middleware(PendingLimit, limit=max(1, max_pending))  # added last: runs first
     return app
 
 

@@ -1,7 +1,11 @@
-"""ASGI middleware that refuses oversized request bodies with 413 before reading them whole.
+"""ASGI middleware that bounds what requests can make the server hold.
 
-A declared Content-Length above the limit is refused at once; a chunked body is counted as it
-arrives and refused as soon as it passes the limit. At most ``limit`` bytes are ever buffered.
+``BodySizeLimit`` refuses oversized request bodies with 413 before reading them whole: a declared
+Content-Length above the limit is refused at once; a chunked body is counted as it arrives and
+refused as soon as it passes the limit. At most ``limit`` bytes are ever buffered.
+
+``PendingLimit`` answers 503 (with Retry-After) to uploads beyond ``limit`` already in progress,
+before reading their bodies: a burst of clients queues at most ``limit`` bodies in memory.
 """
 from __future__ import annotations
 
@@ -13,13 +17,39 @@ Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
 
-async def _reply_413(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"Upload larger than the server limit of {limit} bytes. "
-                                 "Fix: send a smaller image (or start the server with a larger --max-upload-mb)."}).encode()
-    await send({"type": "http.response.start", "status": 413,
+async def _reply(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                            (b"connection", b"close"), *extra]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _reply_413(send: Send, limit: int) -> None:
+    await _reply(send, 413, f"Upload larger than the server limit of {limit} bytes. "
+                            "Fix: send a smaller image (or start the server with a larger --max-upload-mb).")
+
+
+class PendingLimit:
+    def __init__(self, app: Callable, limit: int):
+        self.app = app
+        self.limit = limit
+        self.pending = 0  # one event loop: no lock needed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        if self.pending >= self.limit:
+            await _reply(send, 503, f"Server busy: {self.pending} uploads in progress. Fix: retry after "
+                                    "the Retry-After delay (or start the server with a larger --max-pending).",
+                         [(b"retry-after", b"1")])
+            return
+        self.pending += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.pending -= 1
 
 
 class BodySizeLimit:

@@ -25,7 +25,7 @@ def is_loopback(host: str) -> bool:
 
 def build_app(model_args: Sequence[str], api_key: str | None = None, host: str = "127.0.0.1",
               max_upload_mb: float = 20.0, workers: int = 2, threads: int | None = None,
-              backend: str = "auto", max_megapixels: float = 64.0) -> Any:
+              backend: str = "auto", max_megapixels: float = 64.0, max_pending: int = 64) -> Any:
     from pixelwise.serve.app import create_app
 
     api_key = api_key or os.environ.get("PIXELWISE_API_KEY") or None
@@ -43,13 +43,15 @@ def build_app(model_args: Sequence[str], api_key: str | None = None, host: str =
         models[name] = load_model(path, backend, threads)
         paths[name] = path
     return create_app(models, api_key, int(max_upload_mb * 2**20), workers, paths,
-                      int(max_megapixels * 1e6))
+                      int(max_megapixels * 1e6), max_pending=max_pending)
 
 
 def serve(model_args: Sequence[str], host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           max_upload_mb: float = 20.0, workers: int = 2, threads: int | None = None,
-          backend: str = "auto", log_level: str = "info", max_megapixels: float = 64.0) -> None:
+          backend: str = "auto", log_level: str = "info", max_megapixels: float = 64.0,
+          max_pending: int = 64) -> None:
     import uvicorn
 
-    app = build_app(model_args, api_key, host, max_upload_mb, workers, threads, backend, max_megapixels)
+    app = build_app(model_args, api_key, host, max_upload_mb, workers, threads, backend, max_megapixels,
+                    max_pending)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

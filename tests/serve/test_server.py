@@ -118,6 +118,31 @@ def test_large_images_are_predicted_tile_by_tile(onnx_model, image_file):
     np.testing.assert_array_equal(_png(r.content), tiled)
 
 
+def test_a_burst_beyond_max_pending_gets_503_with_retry_after(onnx_model, image_file):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pixelwise.serve.app import create_app
+
+    class SlowSegmenter(RuntimeSegmenter):  # the real model, 0.3 s slower per image
+        def predict(self, *args, **kw):
+            time.sleep(0.3)
+            return super().predict(*args, **kw)
+
+    app = create_app({"m": SlowSegmenter.load(onnx_model)}, workers=1, max_pending=2)
+    data = image_file.read_bytes()
+    with LiveServer(app) as url:
+        def post(_):
+            return httpx.post(f"{url}/v1/segment", files={"file": ("a.jpg", data, "image/jpeg")}, timeout=30)
+
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(post, range(8)))
+        codes = sorted(r.status_code for r in replies)
+        assert set(codes) == {200, 503} and codes.count(200) >= 2, codes
+        busy = next(r for r in replies if r.status_code == 503)
+        assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["detail"]
+        assert post(0).status_code == 200  # the burst is over: served again
+
+
 def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(live, image_file):
     good = image_file.read_bytes()
     ok = lambda: httpx.post(f"{live}/v1/segment", files={"file": ("a.jpg", good, "image/jpeg")}).status_code  # noqa: E731
