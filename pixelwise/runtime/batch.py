@@ -135,7 +135,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
             areas.append([str(f), *(f"{c / pred.labels.size:.6f}" for c in counts)])
         for kind, arr in outputs:
             path = out / f"{f.stem}_{kind}.png"
-            atomic_write_bytes(path, encode_png(arr))
+            atomic_write_bytes(path, encode_png(arr, fast=kind == "overlay"))
             written.append(path)
     if areas_csv:
         table = io.StringIO()

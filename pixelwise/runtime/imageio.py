@@ -67,9 +67,12 @@ def ensure_rgb(image: np.ndarray, where: str | Path = "array") -> np.ndarray:
     return image[..., :3]
 
 
-def encode_png(array: np.ndarray) -> bytes:
+def encode_png(array: np.ndarray, fast: bool = False) -> bytes:
+    """PNG bytes. ``fast``: zlib level 1, for photo-like images (overlays), where the default level
+    took 45 instead of 12 ms for a 480x360 image and saved only 8% of the size; label and colour
+    maps compress well and quickly at the default."""
     buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
+    Image.fromarray(array).save(buf, format="PNG", compress_level=1 if fast else 6)
     return buf.getvalue()
 
 
