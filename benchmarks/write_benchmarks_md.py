@@ -12,7 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["camvid.md", "camvid_default.md", "camvid_default_deploy.md", "camvid_fpn64.md", "step_time.md", "data_loading.md", "inference.md",
-         "deploy_accuracy.md", "tiling.md", "serve_load.md"]
+         "deploy_accuracy.md", "tiling.md", "batch_predict.md", "serve_load.md"]
 
 HEADER = """# Benchmarks
 
