@@ -87,36 +87,38 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
         data = await file.read()
         seg = models[name]
 
-        def decode_and_predict() -> tuple[np.ndarray, Any]:
-            # Both in one pool thread: off the event loop, and no more decodes at once than inferences.
-            # The image's size is checked from its header before it is decoded.
+        def handle() -> tuple[tuple[int, int], bytes | dict]:
+            # Decoding, inference and encoding all in one pool thread: off the event loop, and no
+            # more of them at once than ``workers``. The size is checked from the header first.
             image = decode_image(data, file.filename or "upload", max_pixels)
             big = image.shape[0] * image.shape[1] > tile_above
-            return image, seg.predict(image, flip=flip, **({"tile": tile, "overlap": overlap} if big else {}))
+            labels = seg.predict(image, flip=flip, **({"tile": tile, "overlap": overlap} if big else {})).labels
+            size = (int(image.shape[1]), int(image.shape[0]))
+            if output == "labels":
+                return size, encode_png(labels.astype(np.uint8))
+            if output == "color":
+                return size, encode_png(seg.colorize(labels))
+            if output == "overlay":
+                return size, encode_png(seg.overlay(image, labels), fast=True)
+            areas = area_summary(labels, list(seg.names))
+            body: dict[str, Any] = {"model": name, "width": size[0], "height": size[1], "classes": areas}
+            if masks:
+                body["masks"] = {a["name"]: rle_encode(labels == a["id"]) for a in areas if a["pixels"]}
+                body["rle"] = "COCO uncompressed RLE, column-major, counts start with background"
+            return size, body
 
         try:
-            image, pred = await anyio.to_thread.run_sync(decode_and_predict, limiter=limiter)
+            (width, height), result = await anyio.to_thread.run_sync(handle, limiter=limiter)
         except ImageTooLargeError as exc:
             stats["errors"] += 1
             raise HTTPException(413, str(exc)) from None
         except ImageReadError as exc:
             stats["errors"] += 1
             raise HTTPException(400, str(exc)) from None
-        labels = pred.labels
-        headers = {"X-Model": name, "X-Image-Size": f"{image.shape[1]}x{image.shape[0]}"}
-        if output == "labels":
-            return Response(encode_png(labels.astype(np.uint8)), media_type="image/png", headers=headers)
-        if output == "color":
-            return Response(encode_png(seg.colorize(labels)), media_type="image/png", headers=headers)
-        if output == "overlay":
-            return Response(encode_png(seg.overlay(image, labels), fast=True), media_type="image/png", headers=headers)
-        areas = area_summary(labels, list(seg.names))
-        body: dict[str, Any] = {"model": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
-                                "classes": areas}
-        if masks:
-            body["masks"] = {a["name"]: rle_encode(labels == a["id"]) for a in areas if a["pixels"]}
-            body["rle"] = "COCO uncompressed RLE, column-major, counts start with background"
-        return JSONResponse(body, headers=headers)
+        headers = {"X-Model": name, "X-Image-Size": f"{width}x{height}"}
+        if isinstance(result, dict):
+            return JSONResponse(result, headers=headers)
+        return Response(result, media_type="image/png", headers=headers)
 
     app.add_middleware(BodySizeLimit, limit=max_upload_bytes)
     app.add_middleware(PendingLimit, limit=max(1, max_pending))  # added last: runs first
