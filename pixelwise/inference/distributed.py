@@ -33,8 +33,10 @@ def _load(model: str, device: str) -> Any:
     return Segmenter.load(model, device=device)
 
 
-def run(model: str, source: str, out: str, flip: bool = False, progress: bool = False) -> list[str]:
-    """Predict this rank's shard; returns (on rank 0) every output path, gathered."""
+def run(model: str, source: str, out: str, flip: bool = False, progress: bool = False,
+        tile: int | None = None, overlap: int = 64) -> list[str]:
+    """Predict this rank's shard (``tile``: sliding-window mode for huge images); returns (on
+    rank 0) every output path, gathered."""
     import torch
     import torch.distributed as dist
 
@@ -55,7 +57,8 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     seg = _load(model, device)
     try:
         mine = predict_folder(seg, source, out, files=shard(files, rank, world), progress=progress and rank == 0,
-                              flip=flip, skipped_list=None)
+                              flip=flip, skipped_list=None,
+                              **({"tile": tile, "overlap": overlap} if tile else {}))
         skipped: list[tuple[Path, str]] = []
     except UnreadableImagesError as exc:  # the other images were predicted; rank 0 reports them all
         mine, skipped = exc.written, exc.skipped
@@ -86,10 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("source", help="image folder, file or glob")
     p.add_argument("--out", default="runs/predict")
     p.add_argument("--flip", action="store_true")
+    p.add_argument("--tile", type=int, help="sliding-window mode with tiles of this size (huge images)")
+    p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (with --tile)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     try:
-        run(a.model, a.source, a.out, a.flip, not a.quiet)
+        run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap)
     except PixelwiseError as exc:  # one line, no traceback, as the CLI does
         print(f"pixelwise: error: {exc}", file=sys.stderr)
         return 2

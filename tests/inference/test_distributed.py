@@ -25,13 +25,13 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
     (src / "zz_corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")  # on rank 1's shard of two
     assert shard(list(range(5)), 1, 2) == [1, 3]
     with pytest.raises(UnreadableImagesError) as err:
-        run(str(tiny_run.best), str(src), str(tmp_path / "one"))
+        run(str(tiny_run.best), str(src), str(tmp_path / "one"), tile=64, overlap=16)  # tiled, as huge images are
     single = err.value.written
     assert [p.name for p, _ in err.value.skipped] == ["zz_corrupt.jpg"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "pixelwise.inference.distributed", str(tiny_run.best),
-                        str(src), "--out", str(tmp_path / "two"), "--quiet"],
+                        str(src), "--out", str(tmp_path / "two"), "--tile", "64", "--overlap", "16", "--quiet"],
                        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert r.returncode != 0 and "1 of" in r.stderr and "zz_corrupt.jpg" in r.stderr, r.stderr[-3000:]
     assert r.stderr.count("pixelwise: error:") == 1  # rank 0's one line (torchrun adds its own report)
