@@ -10,11 +10,8 @@ beforehand, label map only) in the same run, so the share of reading and writing
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,16 +64,14 @@ def main() -> int:
 
 
 def write_markdown(res: dict, path: Path) -> None:
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    from report import section
+
     ms, kb = res["ms_per_image"], res["kb_per_image"]
     rows = [("labels + colour map + overlay PNGs (the default)", ms["labels_color_overlay"]),
             ("labels PNG only", ms["labels_only"]),
             ("the model alone (images decoded beforehand, label map in memory)", ms["model_alone"])]
-    lines = ["# Batch prediction over a folder (torch-free runtime)", "",
-             f"- **Date:** {dt.datetime.now().isoformat(timespec='seconds')}",
-             f"- **Machine:** {cpu}, {os.cpu_count()} cores",
-             f"- **Command:** `python benchmarks/batch_predict.py {' '.join(sys.argv[1:])}`",
-             f"- **Input:** {res['images']} images of {res['source']}; median of {res['rounds']} rounds", "",
+    lines = [*section("Batch prediction over a folder (torch-free runtime)", None,
+                      f"- **Input:** {res['images']} images of {res['source']}; median of {res['rounds']} rounds"),
              "| what is written | ms / image | images / s |", "|---|---:|---:|",
              *(f"| {what} | {v} | {1000 / v:.1f} |" for what, v in rows), "",
              f"Files per image: labels {kb['labels']} KB, colour map {kb['color']} KB, overlay {kb['overlay']} KB "

@@ -182,15 +182,12 @@ def runtime_rate(model: Path, data: bytes, threads: int, n: int = 30) -> float:
 
 
 def write_markdown(res: dict, path: Path) -> None:
-    import datetime as dt
+    from report import section
 
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    lines = ["# REST server load test (loopback)", "",
-             f"- **Date:** {dt.datetime.now().isoformat(timespec='seconds')}",
-             f"- **Machine:** {cpu}, {os.cpu_count()} cores",
-             f"- **Command:** `python benchmarks/serve_load.py {' '.join(sys.argv[1:])}`".rstrip(),
-             f"- **Load:** {res['requests']} requests of a {res['image']} image at concurrency "
-             f"{res['concurrency']}; server pool {res['workers']} workers x {res['threads']} ONNX Runtime threads", "",
+    lines = [*section("REST server load test (loopback)", None,
+                      f"- **Load:** {res['requests']} requests of a {res['image']} image at concurrency "
+                      f"{res['concurrency']}; server pool {res['workers']} workers x {res['threads']} ONNX Runtime "
+                      "threads"),
              "| errors | throughput (req/s) | runtime alone (img/s) | share | p50 ms | p95 ms | p99 ms | RSS before -> half-way -> after (MB) |",
              "|---:|---:|---:|---:|---:|---:|---:|---|",
              f"| {res['errors']} | {res['throughput_rps']} | {res['runtime_alone_rps']} | "

@@ -14,7 +14,6 @@ in a fresh process per mode, so each peak RSS is its own:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import resource
@@ -127,14 +126,13 @@ def main() -> int:
 
 
 def write_markdown(res: dict, path: Path) -> None:
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    from report import cpu_name, section
+
     s, f = res["runs"]["stride"], res["runs"]["full"]
-    lines = ["# Tiled inference on a huge image (torch-free runtime)", "",
-             f"- **Date:** {dt.datetime.now().isoformat(timespec='seconds')}",
-             f"- **Machine:** {cpu}, {os.cpu_count()} cores, {res['threads']} ONNX Runtime threads",
-             f"- **Command:** `python benchmarks/tiling.py {' '.join(sys.argv[1:])}`".rstrip(),
-             f"- **Input:** {res['image']}, a memory-mapped .npy; tile {res['tile']}, overlap {res['overlap']}, "
-             f"{res['batch']} tiles per call; each mode in its own process", "",
+    lines = [*section("Tiled inference on a huge image (torch-free runtime)",
+                      f"{cpu_name()}, {os.cpu_count()} cores, {res['threads']} ONNX Runtime threads",
+                      f"- **Input:** {res['image']}, a memory-mapped .npy; tile {res['tile']}, overlap "
+                      f"{res['overlap']}, {res['batch']} tiles per call; each mode in its own process"),
              "| blending | seconds | peak RSS (MB) |", "|---|---:|---:|",
              f"| at the logits' stride ({res['stride']}), labels from `upsampled_argmax` (default) | "
              f"{s['seconds']} | {s['peak_rss_mb']} |",
