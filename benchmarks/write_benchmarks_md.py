@@ -88,7 +88,7 @@ and 11.6-13.5x (batch 8) faster than eager; 1.07-1.34x yolo26n-sem's speed at ba
 OpenVINO runs fp32 and int8 exports with its precision hint at f32 (by default it computes them
 in bf16 on these CPUs, which the export check did not verify); its label map tail went from 2.5
 to 1.2 ms per image at batch 1 (3.9 to 1.1 at batch 8) with `UpsampledLabels`.
-Fifth session (same Intel Xeon VM type; the inference figures above are unchanged): tiled
+Fifth session (same Intel Xeon VM type, exported graphs unchanged): tiled
 prediction now blends the tiles' logits at the network's stride and interpolates only the cells
 on class boundaries, as the graphs' label map does: an 8000x8000 image with the int8 model in
 5.95 s instead of 16.41, peak RSS 756 instead of 1460 MB (`tiling.py`; labels 99.998% equal, one
@@ -98,6 +98,17 @@ overlays written (overlay blending in fixed point and PNG at zlib level 1; `batc
 against 9.4 ms for the model alone. The REST load test was re-run after the server learned to
 refuse oversized images from their header, to tile large ones and to answer 503 beyond
 `--max-pending` uploads (`serve_load.py`).
+The inference benchmark, re-run in a faster phase of the VM (the inference section below; fp32
+GEMM 317.6 GFLOP/s, PyTorch eager 53.9 ms per image where the run before measured 69.8): the
+whole fp32 graph reached 58.5% of the GEMM rate at batch 1 and 53.1% at batch 8, the network
+alone 62.3% and 60.0%; the 60% target for the whole graph is still not met (52.5-58.5% at
+batch 1 and 48.9-54.4% at batch 8 over this VM type's runs, 51.0-63.8% on the AMD EPYC).
+A profile had pointed at memory-bound early layers, but at batch 1 they are kernel-bound: the
+first stride-4 block (16->96 expansion, depthwise, projection) run in bands of rows that stay in
+cache was no faster at batch 1 (2.72 ms whole, 2.79-2.83 in 2-12 bands) and 29% faster at
+batch 8 only; ONNX Runtime's depthwise kernels run at 40-100 GFLOP/s. Deployed int8 (OpenVINO)
+7.11x / 13.47x PyTorch eager at batch 1 / 8; head to head with yolo26n-sem 1.40 / 1.34x
+(ONNX Runtime) and 1.44 / 1.60x (OpenVINO).
 No GPU was lent to this task, so the GPU figures the issues ask for are not here.
 """
 
