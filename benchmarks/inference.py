@@ -299,6 +299,13 @@ def main() -> int:
         seg = Segmenter(copy.deepcopy(model), [f"class{i}" for i in range(C)], [], 255, "cpu")
         notes.append("pixelwise weights: untrained (trained-like BatchNorm terms); the in-graph label map's "
                      "cost depends on the weights, pass --checkpoint for a trained model's figures")
+    # PyTorch eager as pixelwise's own PyTorch predictor runs it: BatchNorm folded into the convs
+    # (Segmenter.load does it; runs before the fifth session timed the unfolded model, 1.6x slower).
+    from pixelwise.models.fuse import fold_batchnorm
+
+    model, folded = fold_batchnorm(model.eval(), torch.randn(1, 3, 64, 96))
+    notes.append("PyTorch eager rows of pixelwise run the model as its PyTorch predictor does, BatchNorm folded "
+                 "into the convs" + (f" ({folded} folded here)" if folded else ""))
     images, images_note = bench_images()
     notes.append(f"inputs: {images_note}")
     feeds = {b: normalized(images[:b], model.mean, model.std) for b in (1, 8)}
