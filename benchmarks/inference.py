@@ -177,6 +177,7 @@ def eager_fn(model: torch.nn.Module, x: torch.Tensor, labels: bool = False):
     x = x.contiguous(memory_format=torch.channels_last)
 
     def run():
+        assert torch.get_num_threads() == THREADS, "something changed torch's thread count"
         with torch.inference_mode():
             y = model(x)
             if labels:
@@ -409,6 +410,12 @@ def main() -> int:
         print(msg)
         notes.append(msg)
 
+    # Ultralytics' exporter (select_device) sets torch to cpu_count - 1 threads, 1 on this 2-core VM:
+    # every PyTorch eager row timed after it ran on one thread until the fifth session.
+    torch.set_num_threads(THREADS)
+    notes.append(f"PyTorch eager rows run with torch.get_num_threads() = {torch.get_num_threads()} (reset after "
+                 "Ultralytics' exporter, which sets cpu_count - 1; runs before the fifth session timed eager "
+                 "on 1 thread)")
     measured = run_interleaved(jobs, a.repeats)
     gemms = {(r["name"], r["runtime"]): r["gflop"] * 1e9 / sec for r, sec in measured if r["table"] == "gemm"}
     best_gemm = {p: max(v for (_, q), v in gemms.items() if q == p) for p in {q for _, q in gemms}}

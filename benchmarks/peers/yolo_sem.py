@@ -86,6 +86,13 @@ def run(data: str, minutes: float, workdir: Path, smoke: bool = False, imgsz: in
     stats = {"images": 0, "train_seconds": 0.0, "epoch_t0": None, "epoch": None, "metrics": None}
 
     def on_pretrain_routine_end(trainer):
+        # Ultralytics' select_device sets torch to cpu_count - 1 threads (1 on a 2-core VM); the
+        # other contenders train on every core, so this one does too (runs before the fifth
+        # session trained it on one thread).
+        import torch
+
+        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+        stats["torch_threads"] = torch.get_num_threads()
         original = trainer.preprocess_batch
 
         def counting(batch):
@@ -133,7 +140,7 @@ def run(data: str, minutes: float, workdir: Path, smoke: bool = False, imgsz: in
     n_train = len(list((workdir / "yolo_camvid" / "images" / "train").iterdir()))
     images = stats["images"]
     ultra = stats["metrics"] or {}
-    out.update(epochs=round(images / n_train, 2), epochs_reported=stats["epoch"], batch_size=batch,
+    out.update(torch_threads=stats.get("torch_threads"), epochs=round(images / n_train, 2), epochs_reported=stats["epoch"], batch_size=batch,
                images_seen=images, train_seconds=round(stats["train_seconds"], 1),
                train_img_s=round(images / stats["train_seconds"], 3) if stats["train_seconds"] else None,
                wall_seconds=round(wall, 1), weights=str(weights),
