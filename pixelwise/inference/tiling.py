@@ -13,20 +13,26 @@ import torch
 from pixelwise.runtime.tiling import tiled_labels, tiled_labels_lowres
 
 
-def torch_scorer(seg: Any, flip: bool = False):
-    """uint8 NxHxWx3 tiles -> NxCxHxW float32 logits from ``seg.model``."""
+@torch.no_grad()
+def _tile_logits(seg: Any, net: Any, tiles: np.ndarray, flip: bool, valid: Any = ()) -> np.ndarray:
+    """``net`` on a batch of uint8 NxHxWx3 tiles, normalised as the model expects; the part of each
+    tile outside ``valid`` (rows, cols) is zero after normalisation, as the model's own padding."""
     from pixelwise.engine.evaluator import normalize_batch
 
-    @torch.no_grad()
-    def score(tiles: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(tiles.transpose(0, 3, 1, 2)))
-        x = normalize_batch(x, seg.model.mean, seg.model.std, seg.device, seg.channels_last)
-        out = seg.model(x)
-        if flip:
-            out = (out + seg.model(x.flip(-1)).flip(-1)) / 2
-        return out.float().cpu().numpy()
+    x = torch.from_numpy(np.ascontiguousarray(tiles.transpose(0, 3, 1, 2)))
+    x = normalize_batch(x, seg.model.mean, seg.model.std, seg.device, seg.channels_last)
+    for k, (vh, vw) in enumerate(valid):
+        x[k, :, vh:] = 0
+        x[k, :, :, vw:] = 0
+    out = net(x)
+    if flip:
+        out = (out + net(x.flip(-1)).flip(-1)) / 2
+    return out.float().cpu().numpy()
 
-    return score
+
+def torch_scorer(seg: Any, flip: bool = False):
+    """uint8 NxHxWx3 tiles -> NxCxHxW float32 logits from ``seg.model``."""
+    return lambda tiles: _tile_logits(seg, seg.model, tiles, flip)
 
 
 def logits_stride(seg: Any) -> int | None:
@@ -42,24 +48,10 @@ def logits_stride(seg: Any) -> int | None:
 
 
 def torch_lowres_scorer(seg: Any, flip: bool = False):
-    """Tiles (sizes multiples of the encoder stride) -> the decoder's stride-level logits; the part
-    of a tile outside the image is zero after normalisation, as the model's own padding."""
-    from pixelwise.engine.evaluator import normalize_batch
-
-    @torch.no_grad()
-    def score(tiles: np.ndarray, valid) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(tiles.transpose(0, 3, 1, 2)))
-        x = normalize_batch(x, seg.model.mean, seg.model.std, seg.device, seg.channels_last)
-        for k, (vh, vw) in enumerate(valid):
-            x[k, :, vh:] = 0
-            x[k, :, :, vw:] = 0
-        model = seg.model
-        out = model.decoder(model.encoder(x))
-        if flip:
-            out = (out + model.decoder(model.encoder(x.flip(-1))).flip(-1)) / 2
-        return out.float().cpu().numpy()
-
-    return score
+    """Tiles (sizes multiples of the encoder stride) and their (rows, cols) inside the image -> the
+    decoder's stride-level logits."""
+    model = seg.model
+    return lambda tiles, valid: _tile_logits(seg, lambda x: model.decoder(model.encoder(x)), tiles, flip, valid)
 
 
 def tiled_predict(seg: Any, image: np.ndarray, tile: int = 512, overlap: int = 64, batch: int = 4,

@@ -48,6 +48,25 @@ def blend_window(h: int, w: int, overlap: int) -> np.ndarray:
     return np.outer(ramp(h), ramp(w))
 
 
+def _slide_band(acc: np.ndarray, wsum: np.ndarray, d: int) -> None:
+    """Drop the band's first ``d`` rows (turned into labels) and open ``d`` empty rows below."""
+    rows = wsum.shape[0]
+    acc[:, :rows - d] = acc[:, d:]
+    acc[:, rows - d:] = 0
+    wsum[:rows - d] = wsum[d:]
+    wsum[rows - d:] = 0
+
+
+def _add_tiles(acc: np.ndarray, wsum: np.ndarray, xs: list[int], scores: np.ndarray, window: np.ndarray) -> None:
+    """Add each tile's scores, weighted by ``window``, to the band at its column ``x``."""
+    w = window.shape[1]
+    weighted = np.empty(scores.shape[1:], np.float32)
+    for x, sc in zip(xs, scores):
+        np.multiply(sc, window, out=weighted)
+        acc[:, :, x:x + w] += weighted
+        wsum[:, x:x + w] += window
+
+
 def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: int = 512,
                  overlap: int = 64, batch: int = 4, out: np.ndarray | None = None,
                  confidence_out: np.ndarray | None = None, progress: Callable[[int], None] | None = None
@@ -79,22 +98,13 @@ def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: i
 
     for y in ys:
         if y > band_top:  # rows above y are final: no later tile starts above y
-            d = y - band_top
-            flush(d)
-            acc[:, :th - d] = acc[:, d:]
-            acc[:, th - d:] = 0
-            wsum[:th - d] = wsum[d:]
-            wsum[th - d:] = 0
+            flush(y - band_top)
+            _slide_band(acc, wsum, y - band_top)
             band_top = y
         for i in range(0, len(xs), batch):
             group = xs[i:i + batch]
             tiles = np.stack([np.asarray(image[y:y + th, x:x + tw, :3]) for x in group])
-            scores = score_fn(tiles)
-            weighted = np.empty((num_classes, th, tw), np.float32)
-            for x, s in zip(group, scores):
-                np.multiply(s, window, out=weighted)
-                acc[:, :, x:x + tw] += weighted
-                wsum[:, x:x + tw] += window
+            _add_tiles(acc, wsum, group, score_fn(tiles), window)
             if progress is not None:
                 progress(len(group))
     flush(min(th, H - band_top))
@@ -170,7 +180,8 @@ def tiled_labels_lowres(image: np.ndarray, score_fn: LowResScoreFn, num_classes:
         out = np.empty((H, W), np.uint8 if num_classes <= 256 else np.int32)
     acc = np.zeros((num_classes, thl, max(wl, twl)), np.float32)  # the band: low-res rows [top, top + thl)
     wsum = np.zeros((thl, max(wl, twl)), np.float32)
-    state = {"top": ys[0], "prev": None}  # prev: the last low-res row turned into labels (the halo)
+    top = ys[0]  # the band's first low-res row
+    prev = None  # the last low-res row turned into labels: the next rows' upper halo
 
     def emit(rows: np.ndarray, first_cell: int) -> None:
         """Labels of the cells between consecutive ``rows``, the first one being cell ``first_cell``."""
@@ -181,23 +192,19 @@ def tiled_labels_lowres(image: np.ndarray, score_fn: LowResScoreFn, num_classes:
             out[lo:hi] = labels[lo - y0:hi - y0]
 
     def flush(n_rows: int, chunk: int = 16) -> None:
-        top = state["top"]
+        nonlocal prev
         for r in range(0, n_rows, chunk):  # a few rows at a time: temporaries stay small
             r1 = min(r + chunk, n_rows)
             scores = acc[:, r:r1, :wl] / wsum[None, r:r1, :wl]
-            prev = state["prev"] if state["prev"] is not None else scores[:, :1]  # top edge: clamped
-            emit(np.concatenate([prev, scores], axis=1), top + r)
-            state["prev"] = scores[:, -1:].copy()
+            halo = prev if prev is not None else scores[:, :1]  # top edge: clamped
+            emit(np.concatenate([halo, scores], axis=1), top + r)
+            prev = scores[:, -1:].copy()
 
     for y in ys:
-        if y > state["top"]:  # low-res rows above y are final: no later tile starts above y
-            d = y - state["top"]
-            flush(d)
-            acc[:, :thl - d] = acc[:, d:]
-            acc[:, thl - d:] = 0
-            wsum[:thl - d] = wsum[d:]
-            wsum[thl - d:] = 0
-            state["top"] = y
+        if y > top:  # low-res rows above y are final: no later tile starts above y
+            flush(y - top)
+            _slide_band(acc, wsum, y - top)
+            top = y
         for i in range(0, len(xs), batch):
             group = xs[i:i + batch]
             tiles = np.zeros((len(group), th, tw, 3), np.uint8)
@@ -210,12 +217,9 @@ def tiled_labels_lowres(image: np.ndarray, score_fn: LowResScoreFn, num_classes:
             if scores.shape[-2:] != (thl, twl):
                 raise ValueError(f"expected {thl}x{twl} logits for {th}x{tw} tiles at stride {f}, "
                                  f"got {scores.shape[-2]}x{scores.shape[-1]}")
-            for x, sc in zip(group, scores):
-                acc[:, :, x:x + twl] += sc * window
-                wsum[:, x:x + twl] += window
+            _add_tiles(acc, wsum, group, scores, window)
             if progress is not None:
                 progress(len(group))
-    flush(min(thl, hl - state["top"]))
-    last = state["prev"]
-    emit(np.concatenate([last, last], axis=1), hl)  # below the last sample row: clamped
+    flush(min(thl, hl - top))
+    emit(np.concatenate([prev, prev], axis=1), hl)  # below the last sample row: clamped
     return out
