@@ -86,8 +86,9 @@ VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 def cmd_predict(a: argparse.Namespace) -> int:
     if Path(a.source).suffix.lower() in VIDEO_EXTS:
         from pixelwise.inference.video import segment_video
+        from pixelwise.runtime.batch import load_predictor
 
-        model = _load_any(a.model, a.device)
+        model = load_predictor(a.model, a.device)
         out = Path(a.out) / f"{Path(a.source).stem}_overlay.mp4"
         res = segment_video(model, a.source, out, mode="overlay", progress=not a.quiet, flip=a.flip)
         print(f"video written: {res.path} ({res.frames} frames at {res.fps:.1f} fps)")
@@ -109,13 +110,6 @@ def _scales(text: str) -> tuple[float, ...]:
     if not scales or any(v <= 0 for v in scales):
         raise argparse.ArgumentTypeError(f"expected positive numbers separated by commas, e.g. 0.75,1,1.25; got {text!r}")
     return scales
-
-
-def _load_any(model: str, device: str = "auto"):
-    """A checkpoint gives the PyTorch Segmenter; .onnx / .xml the torch-free runtime one."""
-    from pixelwise.runtime.batch import load_predictor
-
-    return load_predictor(model, device)
 
 
 def cmd_models(a: argparse.Namespace) -> int:

@@ -12,12 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelwise.engine.metrics import SegMetrics
-
-EXPORTED_SUFFIXES = (".onnx", ".xml")
-
-
-def is_exported(model: Any) -> bool:
-    return isinstance(model, (str, Path)) and Path(model).suffix.lower() in EXPORTED_SUFFIXES
+from pixelwise.runtime.backends import is_exported
 
 
 def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: str | Path | None = None,

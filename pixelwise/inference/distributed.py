@@ -24,7 +24,9 @@ def shard(files: list[Path], rank: int, world: int) -> list[Path]:
 
 
 def _load(model: str, device: str) -> Any:
-    if Path(model).suffix in (".onnx", ".xml"):
+    from pixelwise.runtime.backends import is_exported
+
+    if is_exported(model):
         from pixelwise.runtime import RuntimeSegmenter
 
         return RuntimeSegmenter.load(model, threads=1)

@@ -103,6 +103,15 @@ class OpenVinoBackend:
         return [np.asarray(res[self.compiled.output(name)]) for name in outputs]
 
 
+# Files the runtime opens (ONNX, OpenVINO IR); anything else is a PyTorch checkpoint to the CLI.
+EXPORTED_SUFFIXES = (".onnx", ".xml")
+
+
+def is_exported(model: object) -> bool:
+    """Whether ``model`` is the path of an exported model (served without torch)."""
+    return isinstance(model, (str, Path)) and Path(model).suffix.lower() in EXPORTED_SUFFIXES
+
+
 def open_backend(path: str | Path, backend: str = "auto", threads: int | None = None) -> Backend:
     """``auto``: .xml -> OpenVINO, anything else -> ONNX Runtime."""
     path = Path(path)

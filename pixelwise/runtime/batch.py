@@ -49,9 +49,11 @@ def progress_bar(items: Iterable[Any], total: int, desc: str, enabled: bool = Tr
 def load_predictor(model: Any, device: str = "auto") -> Any:
     """A model path -> its predictor: ``RuntimeSegmenter`` for exported ``.onnx``/``.xml`` files
     (torch-free), the PyTorch ``Segmenter`` for checkpoints; predictor objects pass through."""
+    from pixelwise.runtime.backends import is_exported
+
     if not isinstance(model, (str, Path)):
         return model
-    if Path(model).suffix.lower() in (".onnx", ".xml"):
+    if is_exported(model):
         from pixelwise.runtime import RuntimeSegmenter
 
         return RuntimeSegmenter.load(model)

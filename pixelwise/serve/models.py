@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pixelwise.runtime.backends import is_exported
 from pixelwise.serve import ServeError
 
 
@@ -21,7 +22,7 @@ def load_model(path: str | Path, backend: str = "auto", threads: int | None = No
     if not path.exists():
         raise ServeError(f"Model not found: {path}.", path=path,
                          fix="pass an exported .onnx/.xml file or a .pt checkpoint")
-    if path.suffix in (".onnx", ".xml"):
+    if is_exported(path):
         from pixelwise.runtime import RuntimeSegmenter
 
         return RuntimeSegmenter.load(path, backend=backend, threads=threads)
