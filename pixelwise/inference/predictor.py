@@ -102,14 +102,9 @@ class Segmenter(DrawMixin):
         image = image[..., :3]
         if tile:
             from pixelwise.inference.tiling import tiled_predict
+            from pixelwise.runtime.tiling import refuse_untileable
 
-            if probabilities:
-                raise ConfigError("probabilities=True is not available in tiled mode "
-                                  "(a full CxHxW map would defeat the memory bound).",
-                                  fix="use confidence=True, or whole-image mode (tile=None)")
-            if scales:
-                raise ConfigError("Multi-scale TTA (scales) is not available in tiled mode.",
-                                  fix="use flip=True, or whole-image mode (tile=None)")
+            refuse_untileable(probabilities, scales, ConfigError)
             conf = np.empty(image.shape[:2], np.float32) if confidence else None
             labels = tiled_predict(self, image, tile, overlap, batch, flip, confidence_out=conf)
             return Prediction(labels, None, src, conf)

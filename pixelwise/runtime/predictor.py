@@ -15,7 +15,7 @@ import numpy as np
 from pixelwise.runtime.backends import Backend, open_backend
 from pixelwise.runtime.imageio import ensure_rgb, read_image, resize_image, resize_scores
 from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError
-from pixelwise.runtime.tiling import tiled_labels, tiled_labels_lowres
+from pixelwise.runtime.tiling import refuse_untileable, tiled_labels, tiled_labels_lowres
 from pixelwise.runtime.visualize import DrawMixin, area_summary
 
 
@@ -171,13 +171,7 @@ class RuntimeSegmenter(DrawMixin):
             image = read_image(src)
         image = ensure_rgb(image, src or "array")
         if tile:
-            if probabilities:
-                raise RuntimeModelError("probabilities=True is not available in tiled mode "
-                                        "(a full CxHxW map would defeat the memory bound).",
-                                        fix="use confidence=True, or whole-image mode (tile=None)")
-            if scales:
-                raise RuntimeModelError("Multi-scale TTA (scales) is not available in tiled mode.",
-                                        fix="use flip=True, or whole-image mode (tile=None)")
+            refuse_untileable(probabilities, scales, RuntimeModelError)
             if self.lowres_factor and not confidence:  # blend the graph's own stride-level logits
                 labels = tiled_labels_lowres(image, self._lowres_fn(flip), self.num_classes, self.lowres_factor,
                                              self.meta.input_multiple, tile, overlap, batch)

@@ -48,6 +48,17 @@ def blend_window(h: int, w: int, overlap: int) -> np.ndarray:
     return np.outer(ramp(h), ramp(w))
 
 
+def refuse_untileable(probabilities: bool, scales: Sequence[float] | None, error: type[Exception]) -> None:
+    """Both predictors' tiled mode keeps no CxHxW map and runs one scale: refuse what needs them."""
+    if probabilities:
+        raise error("probabilities=True is not available in tiled mode "
+                    "(a full CxHxW map would defeat the memory bound).",
+                    fix="use confidence=True, or whole-image mode (tile=None)")
+    if scales:
+        raise error("Multi-scale TTA (scales) is not available in tiled mode.",
+                    fix="use flip=True, or whole-image mode (tile=None)")
+
+
 def _slide_band(acc: np.ndarray, wsum: np.ndarray, d: int) -> None:
     """Drop the band's first ``d`` rows (turned into labels) and open ``d`` empty rows below."""
     rows = wsum.shape[0]
