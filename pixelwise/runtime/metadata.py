@@ -7,6 +7,7 @@ Torch-free on purpose: the runtime reads it.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,10 @@ class ExportMetadata:
         return len(self.names)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        """Strict JSON (RFC 8259): a NaN or infinity, which Python's json writes bare and a
+        JavaScript, Go or C++ parser rejects, becomes null (e.g. a labels-only graph's score
+        difference, which was not measured)."""
+        return json.dumps(_strict(asdict(self)), indent=2, allow_nan=False)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str | Path = "") -> "ExportMetadata":
@@ -75,6 +79,16 @@ class ExportMetadata:
         return cls(**known)
 
 
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def sidecar_path(model_path: str | Path) -> Path:
     """``model.onnx`` -> ``model.onnx.json``: one sidecar per file, so exports never clash."""
     p = Path(model_path)
@@ -82,8 +96,10 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 def write_sidecar(model_path: str | Path, meta: ExportMetadata) -> Path:
+    from pixelwise.data.io import atomic_write_bytes  # numpy + Pillow only
+
     path = sidecar_path(model_path)
-    path.write_text(meta.to_json())
+    atomic_write_bytes(path, meta.to_json().encode())
     return path
 
 

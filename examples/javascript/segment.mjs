@@ -1,0 +1,151 @@
+// Segment images with a pixelwise `--pipeline` ONNX export from Node.js.
+//
+// The graph takes the decoded image as it is (uint8, height x width x 3, RGB, any size) and
+// returns the label map at that size: resizing, normalisation, padding, upsampling and arg-max all
+// run inside it, so this file holds no pre- or post-processing code, only file handling. Class
+// names and colours come from the export's sidecar (MODEL.onnx.json), written by `pixelwise export`.
+//
+//   pixelwise export best.pt --format onnx --pipeline --outputs labels   # -> best.onnx + best.onnx.json
+//   npm ci && node segment.mjs best.onnx street.jpg more.png --out preds
+//   node segment.mjs best.onnx street.jpg --backend web   # onnxruntime-web's WebAssembly build,
+//                                                         # what a browser runs
+//
+// Writes OUT/<stem>_labels.png (8-bit class indices) and OUT/<stem>_color.png, and prints one JSON
+// line per image with each class's pixel count and share. Exit status 2 when an image or the
+// model cannot be read (the other images are still segmented).
+import fs from "node:fs";
+import path from "node:path";
+import pngjs from "pngjs";
+import jpeg from "jpeg-js";
+
+const { PNG } = pngjs;
+
+class UsageError extends Error {}
+
+function parseArgs(argv) {
+  const args = { images: [], out: ".", backend: "node" };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--out") args.out = argv[++i];
+    else if (argv[i] === "--threads") args.threads = Number(argv[++i]);
+    else if (argv[i] === "--backend") args.backend = argv[++i];
+    else if (args.model === undefined) args.model = argv[i];
+    else args.images.push(argv[i]);
+  }
+  if (!args.model || args.images.length === 0 || !args.out || !["node", "web"].includes(args.backend)) {
+    throw new UsageError("usage: node segment.mjs MODEL.onnx IMAGE [IMAGE ...] [--out DIR] [--threads N] [--backend node|web]");
+  }
+  return args;
+}
+
+function readMetadata(modelPath) {
+  const sidecar = `${modelPath}.json`;
+  if (!fs.existsSync(modelPath)) throw new UsageError(`${modelPath}: model not found; check the path`);
+  if (!fs.existsSync(sidecar)) {
+    throw new UsageError(`${sidecar}: metadata not found; keep the .json that 'pixelwise export' writes next to the model`);
+  }
+  const meta = JSON.parse(fs.readFileSync(sidecar, "utf8"));
+  if (meta.format !== "pixelwise-export/1") throw new UsageError(`${sidecar}: not a pixelwise export record`);
+  if (meta.graph !== "pipeline") {
+    throw new UsageError(`${modelPath}: this export takes normalised float tensors; re-export it with ` +
+      "'pixelwise export MODEL --format onnx --pipeline' to feed it images directly");
+  }
+  return meta;
+}
+
+// Decoded file -> { width, height, rgb: Uint8Array(height*width*3) }, as pixelwise's Python
+// runtime decodes it (alpha dropped, grey repeated; 16-bit grey scaled by its maximum).
+function decodeImage(file) {
+  const bytes = fs.readFileSync(file);
+  let width, height, data, channels = 4;
+  if (bytes.length >= 8 && bytes.readUInt32BE(0) === 0x89504e47) {
+    const png = PNG.sync.read(bytes, { skipRescale: true });
+    ({ width, height, data } = png);
+    if (png.depth === 16) data = scale16(png);
+  } else if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+    ({ width, height, data } = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 4096 }));
+    channels = 3;
+  } else {
+    throw new Error("not a PNG or JPEG file");
+  }
+  if (channels === 3) return { width, height, rgb: data };
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0, j = 0; i < width * height; i++, j += 4) {
+    rgb[i * 3] = data[j]; rgb[i * 3 + 1] = data[j + 1]; rgb[i * 3 + 2] = data[j + 2];
+  }
+  return { width, height, rgb };
+}
+
+function scale16(png) {
+  // pngjs keeps 16-bit samples with skipRescale; grey ones are scaled by the image's maximum as in
+  // pixelwise (a 12-bit scan stays visible), colour ones by 65535.
+  const grey = (png.colorType & 2) === 0;
+  let hi = 65535;
+  if (grey) {
+    hi = 0;
+    for (let i = 0; i < png.data.length; i += 4) hi = Math.max(hi, png.data[i]);
+    hi = hi || 1;
+  }
+  const out = new Uint8Array(png.data.length);
+  for (let i = 0; i < png.data.length; i++) out[i] = Math.min(255, Math.floor((png.data[i] / hi) * 255));
+  return out;
+}
+
+function writePng(file, width, height, pixels, colorType) {
+  const png = new PNG({ width, height, colorType, inputColorType: colorType, inputHasAlpha: false, bitDepth: 8 });
+  png.data = Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength);
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, PNG.sync.write(png, { colorType, inputColorType: colorType, inputHasAlpha: false }));
+  fs.renameSync(tmp, file); // atomic: a reader never sees half a PNG
+}
+
+// onnxruntime-node: native CPU kernels. onnxruntime-web: the WebAssembly build a browser loads
+// (same graph, same Tensor API); in Node it is a way to check a model before shipping it to a page.
+async function openRuntime(args) {
+  if (args.backend === "node") return (await import("onnxruntime-node")).default;
+  const ort = await import("onnxruntime-web");
+  ort.env.wasm.numThreads = args.threads || 1;
+  return ort;
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const meta = readMetadata(args.model);
+  const ort = await openRuntime(args);
+  const session = args.backend === "web"
+    ? await ort.InferenceSession.create(fs.readFileSync(args.model)) // a browser passes fetched bytes
+    : await ort.InferenceSession.create(args.model, args.threads ? { intraOpNumThreads: args.threads, interOpNumThreads: 1 } : {});
+  fs.mkdirSync(args.out, { recursive: true });
+  const colors = meta.colors;
+  let failed = 0;
+  for (const file of args.images) {
+    let image;
+    try {
+      image = decodeImage(file);
+    } catch (err) {
+      console.error(`${file}: cannot decode (${err.message}); skipped`);
+      failed++;
+      continue;
+    }
+    const { width, height, rgb } = image;
+    const feeds = { [meta.input_name]: new ort.Tensor("uint8", rgb, [height, width, 3]) };
+    const labels = (await session.run(feeds, ["labels"])).labels.data; // uint8, height x width
+    const counts = new Array(meta.names.length).fill(0);
+    const color = new Uint8Array(width * height * 3);
+    for (let i = 0; i < labels.length; i++) {
+      const c = labels[i];
+      counts[c]++;
+      color[i * 3] = colors[c][0]; color[i * 3 + 1] = colors[c][1]; color[i * 3 + 2] = colors[c][2];
+    }
+    const stem = path.parse(file).name;
+    writePng(path.join(args.out, `${stem}_labels.png`), width, height, labels, 0);
+    writePng(path.join(args.out, `${stem}_color.png`), width, height, color, 2);
+    const classes = meta.names.map((name, i) => ({ name, pixels: counts[i], fraction: counts[i] / labels.length }));
+    console.log(JSON.stringify({ image: file, width, height, classes }));
+  }
+  return failed ? 2 : 0;
+}
+
+main().then((code) => { process.exitCode = code; }).catch((err) => {
+  console.error(err instanceof UsageError ? err.message : `error: ${err.message}`);
+  process.exitCode = 2;
+});

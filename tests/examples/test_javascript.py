@@ -1,0 +1,111 @@
+"""The JavaScript example runs a --pipeline export with no pre/post-processing code of its own,
+through onnxruntime-node and through onnxruntime-web's WebAssembly build (what a browser runs).
+
+It is what the export issue promises a JavaScript user: decode the image, feed the uint8 pixels,
+read the label map. The example is installed from its lock file (npm registry) and run for real;
+its label maps are compared with pixelwise's own runtime on the same files.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelwise.export import export
+from pixelwise.runtime import RuntimeSegmenter
+from pixelwise.runtime.imageio import read_image
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "javascript"
+NODE, NPM = shutil.which("node"), shutil.which("npm")
+pytestmark = pytest.mark.skipif(not (NODE and NPM), reason="node and npm are not installed")
+
+
+@pytest.fixture(scope="module")
+def js_example(tmp_path_factory) -> Path:
+    """A copy of examples/javascript with its locked dependencies installed (npm ci)."""
+    where = tmp_path_factory.mktemp("js")
+    for name in ("package.json", "package-lock.json", "segment.mjs"):
+        shutil.copy(EXAMPLE / name, where / name)
+    # --ignore-scripts: onnxruntime-node's install script only fetches GPU providers.
+    subprocess.run([NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=where, check=True,
+                   capture_output=True, timeout=600)
+    return where
+
+
+@pytest.fixture(scope="module")
+def pipeline_model(tiny_run, tmp_path_factory) -> Path:
+    return export(tiny_run.best, "onnx", tmp_path_factory.mktemp("pipe") / "pipe.onnx", pipeline=True,
+                  outputs=("labels",), verify_images=1).path
+
+
+def val_images(tiny_run) -> list[Path]:
+    from pixelwise.inference.predictor import Segmenter
+
+    record = Segmenter.load(tiny_run.best, device="cpu").dataset_record()
+    return sorted(Path(record["val"]["images"]).glob("*.jpg"))
+
+
+def run_example(js: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([NODE, str(js / "segment.mjs"), *args, "--threads", "2"], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("backend", ["node", "web"])  # web: onnxruntime-web's WebAssembly build
+def test_label_maps_match_the_python_runtime(js_example, pipeline_model, tiny_run, tmp_path, backend):
+    vals = val_images(tiny_run)
+    rgb = read_image(vals[0])
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    # PNGs decode to the same pixels everywhere: the label maps must agree like an export check.
+    Image.fromarray(rgb[3:, 5:]).save(inputs / "odd_size.png")  # not a multiple of the stride
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 90, np.uint8)])).save(inputs / "rgba.png")
+    Image.fromarray(rgb.mean(-1).astype(np.uint8)).save(inputs / "grey.png")
+    Image.fromarray((rgb.mean(-1) * 12).astype(np.uint16)).save(inputs / "grey16.png")  # 12-bit scan
+    shutil.copy(vals[1], inputs / "photo.jpg")
+    files = sorted(inputs.iterdir())
+    done = run_example(js_example, str(pipeline_model), *map(str, files), "--out", str(tmp_path / "out"),
+                       "--backend", backend)
+    assert done.returncode == 0, done.stderr
+    reports = {Path(r["image"]).name: r for r in map(json.loads, done.stdout.splitlines())}
+    runtime = RuntimeSegmenter.load(pipeline_model, threads=2)
+    for f in files:
+        ref = runtime.predict(read_image(f)).labels
+        labels = np.asarray(Image.open(tmp_path / "out" / f"{f.stem}_labels.png"))
+        color = np.asarray(Image.open(tmp_path / "out" / f"{f.stem}_color.png"))
+        assert labels.shape == ref.shape and color.shape == (*ref.shape, 3)
+        assert (color == np.asarray(runtime.meta.colors, np.uint8)[labels]).all()
+        counts = [c["pixels"] for c in reports[f.name]["classes"]]
+        assert counts == np.bincount(labels.ravel(), minlength=len(counts)).tolist()
+        agreement = (labels == ref).mean()
+        # JPEG decoders differ (jpeg-js upsamples chroma without libjpeg's smoothing: pixels off
+        # by up to ~30 at colour edges), so the photo is held to a looser bound than the PNGs.
+        assert agreement >= (0.97 if f.suffix == ".jpg" else 0.999), (f.name, agreement)
+
+
+def test_bad_inputs_are_reported_and_skipped(js_example, pipeline_model, tiny_run, tmp_path):
+    good = val_images(tiny_run)[0]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    done = run_example(js_example, str(pipeline_model), str(broken), str(good), str(text),
+                       "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "broken.png: cannot decode" in done.stderr and "notes.jpg: cannot decode" in done.stderr
+    assert (tmp_path / "out" / f"{good.stem}_labels.png").exists()  # the readable one is still done
+    assert not list((tmp_path / "out").glob("broken*")) and not list((tmp_path / "out").glob("*.tmp-*"))
+
+
+def test_logits_exports_and_missing_metadata_are_refused(js_example, onnx_model, tiny_run, tmp_path):
+    image = str(val_images(tiny_run)[0])
+    done = run_example(js_example, str(onnx_model), image, "--out", str(tmp_path))
+    assert done.returncode == 2 and "--pipeline" in done.stderr and str(onnx_model) in done.stderr
+    bare = tmp_path / "bare.onnx"
+    shutil.copy(onnx_model, bare)  # no .json sidecar next to it
+    done = run_example(js_example, str(bare), image, "--out", str(tmp_path))
+    assert done.returncode == 2 and f"{bare}.json" in done.stderr and "metadata" in done.stderr
