@@ -44,7 +44,7 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
 
     from pixelwise.data.io import atomic_write_bytes
     from pixelwise.errors import UnreadableImagesError
-    from pixelwise.runtime.batch import expand_sources, predict_folder, report_skipped
+    from pixelwise.runtime.batch import expand_sources, output_stems, predict_folder, report_skipped
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -59,7 +59,7 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     seg = _load(model, device)
     try:
         mine = predict_folder(seg, source, out, files=shard(files, rank, world), progress=progress and rank == 0,
-                              flip=flip, skipped_list=None,
+                              flip=flip, skipped_list=None, names_by_file=output_stems(files),
                               **({"tile": tile, "overlap": overlap} if tile else {}))
         skipped: list[tuple[Path, str]] = []
     except UnreadableImagesError as exc:  # the other images were predicted; rank 0 reports them all

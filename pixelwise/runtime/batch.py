@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -30,6 +32,29 @@ def expand_sources(src: str | Path) -> list[Path]:
         raise DatasetError(f"No images found in {s}.", path=s,
                            fix=f"use files with one of the extensions {', '.join(IMAGE_EXTS)}")
     return files
+
+
+def output_stems(files: Sequence[Path]) -> dict[Path, str]:
+    """Each image's output name (``<name>_labels.png`` ...), unique over ``files``.
+
+    Images from one folder keep their stem (``street.jpg`` -> ``street``). Images gathered by a
+    glob from several folders keep their folders below the common one (``p1/slice001``,
+    ``p2/slice001``): by stem alone the second would overwrite the first's outputs. Two images that
+    differ only by extension in one folder keep it (``a.png``, ``a.jpg`` -> ``a.png``, ``a.jpg``).
+    """
+    if not files:
+        return {}
+    root = Path(os.path.commonpath([str(Path(f).absolute().parent) for f in files]))
+    rel = {f: Path(f).absolute().relative_to(root) for f in files}
+    by_stem = Counter(r.with_suffix("").as_posix() for r in rel.values())
+    names = {f: (r.with_suffix("") if by_stem[r.with_suffix("").as_posix()] == 1 else r).as_posix()
+             for f, r in rel.items()}
+    seen = Counter(names[f] for f in files)
+    if len(seen) < len(files):  # the same file listed twice, or a name like 'a.png.jpg' beside 'a.png'
+        dup = next(n for n, c in seen.items() if c > 1)
+        raise DatasetError(f"Two inputs would write the same outputs ({dup}_*.png).", path=dup,
+                           fix="list each image once, or rename one of them")
+    return names
 
 
 def progress_bar(items: Iterable[Any], total: int, desc: str, enabled: bool = True) -> Iterator[Any]:
@@ -90,13 +115,16 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
                    save_color: bool = True, save_overlay: bool = False, progress: bool = True,
                    files: list[Path] | None = None, skip_unreadable: bool = True,
                    skipped_list: str | None = "skipped.txt", save_confidence: bool = False,
-                   areas_csv: str | None = None, **predict_kw: Any) -> list[Path]:
+                   areas_csv: str | None = None, names_by_file: dict[Path, str] | None = None,
+                   **predict_kw: Any) -> list[Path]:
     """Predict every image; write ``<stem>_labels.png`` / ``_color.png`` / ``_overlay.png``, and
     ``<stem>_confidence.png`` (max class probability x 255) with ``save_confidence``.
 
     ``predict_kw`` goes to ``model.predict`` (``tile``/``overlap`` for huge images, ``flip``,
     ``scales``). ``areas_csv``: a CSV in ``out_dir`` with each image's share of every class.
 
+    Outputs are named by ``output_stems`` (over ``names_by_file``'s files when given: a torchrun
+    shard passes the whole run's names, so every rank names a file as one process would).
     ``model`` is anything with the Segmenter API (RuntimeSegmenter or the torch Segmenter).
     A file that cannot be read (corrupt, truncated, not an image) does not stop a long run: it is
     skipped, listed with the reason in ``out_dir/skipped_list``, and once every other image is
@@ -106,6 +134,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     from pixelwise.runtime.imageio import encode_png, read_image
 
     files = files if files is not None else expand_sources(source)
+    stems = names_by_file if names_by_file is not None else output_stems(files)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -136,7 +165,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
             counts = np.bincount(pred.labels.ravel(), minlength=len(names))[:len(names)]
             areas.append([str(f), *(f"{c / pred.labels.size:.6f}" for c in counts)])
         for kind, arr in outputs:
-            path = out / f"{f.stem}_{kind}.png"
+            path = out / f"{stems[f]}_{kind}.png"
             atomic_write_bytes(path, encode_png(arr, fast=kind == "overlay"))
             written.append(path)
     if areas_csv:

@@ -20,26 +20,33 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
     from pixelwise.inference.predictor import Segmenter
 
     val = Path(Segmenter.load(tiny_run.best).dataset_record()["val"]["images"])
-    src = tmp_path / "src"
+    src = tmp_path / "src" / "cam1"
     shutil.copytree(val, src)
     (src / "zz_corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")  # on rank 1's shard of two
+    # A second folder with a file of the same name: its outputs go to their own folder (by stem
+    # alone one would overwrite the other), named the same on every rank.
+    first = sorted(val.glob("*.jpg"))[0]
+    (tmp_path / "src" / "cam2").mkdir()
+    shutil.copy(first, tmp_path / "src" / "cam2" / first.name)
+    pattern = str(tmp_path / "src" / "*" / "*.jpg")
     assert shard(list(range(5)), 1, 2) == [1, 3]
     with pytest.raises(UnreadableImagesError) as err:
-        run(str(tiny_run.best), str(src), str(tmp_path / "one"), tile=64, overlap=16)  # tiled, as huge images are
+        run(str(tiny_run.best), pattern, str(tmp_path / "one"), tile=64, overlap=16)  # tiled, as huge images are
     single = err.value.written
     assert [p.name for p, _ in err.value.skipped] == ["zz_corrupt.jpg"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "pixelwise.inference.distributed", str(tiny_run.best),
-                        str(src), "--out", str(tmp_path / "two"), "--tile", "64", "--overlap", "16", "--quiet"],
+                        pattern, "--out", str(tmp_path / "two"), "--tile", "64", "--overlap", "16", "--quiet"],
                        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert r.returncode != 0 and "1 of" in r.stderr and "zz_corrupt.jpg" in r.stderr, r.stderr[-3000:]
     assert r.stderr.count("pixelwise: error:") == 1  # rank 0's one line (torchrun adds its own report)
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
-    assert manifest["world_size"] == 2 and manifest["images"] == len(list(src.glob("*.jpg")))
+    assert manifest["world_size"] == 2 and manifest["images"] == len(list(src.glob("*.jpg"))) + 1
     assert [Path(s["path"]).name for s in manifest["skipped"]] == ["zz_corrupt.jpg"]
     assert (tmp_path / "two" / "skipped.txt").read_text().startswith(str(src / "zz_corrupt.jpg"))
-    names = sorted(Path(p).name for p in single)
-    assert sorted(Path(p).name for p in manifest["outputs"]) == names
+    names = sorted(str(Path(p).relative_to(tmp_path / "one")) for p in single)
+    assert sorted(str(Path(p).relative_to(tmp_path / "two")) for p in manifest["outputs"]) == names
+    assert f"cam2/{first.stem}_labels.png" in names and f"cam1/{first.stem}_labels.png" in names
     for n in names:
         assert (tmp_path / "one" / n).read_bytes() == (tmp_path / "two" / n).read_bytes(), n

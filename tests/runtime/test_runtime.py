@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 import torch
 
 from pixelwise.inference.predictor import Segmenter
@@ -172,6 +173,32 @@ def test_batch_folder_with_progress(pair, tmp_path, capsys):
     assert len(written) == 3 * len(images)
     lab = read_image(written[0])
     assert lab.shape[:2] == read_image(images[0]).shape[:2]
+
+
+def test_batch_outputs_never_overwrite_each_other(pair, tmp_path):
+    """Same stems in two folders (a glob over patients' scans) or in one folder with two
+    extensions: each input gets its own outputs, which by stem alone overwrote each other."""
+    from pixelwise.errors import DatasetError
+    from pixelwise.runtime.batch import output_stems, predict_folder
+
+    _, rt, images = pair
+    for d in ("p1", "p2"):
+        (tmp_path / "scans" / d).mkdir(parents=True)
+    a, b = read_image(images[0]), read_image(images[1])
+    Image.fromarray(a).save(tmp_path / "scans" / "p1" / "slice.png")
+    Image.fromarray(b).save(tmp_path / "scans" / "p2" / "slice.png")
+    Image.fromarray(b).save(tmp_path / "scans" / "p1" / "slice.jpg", quality=95)
+    Image.fromarray(a).save(tmp_path / "scans" / "p2" / "other.png")
+    written = predict_folder(rt, str(tmp_path / "scans" / "*" / "*"), tmp_path / "out", save_color=False,
+                             progress=False)
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in written) == [
+        "p1/slice.jpg_labels.png", "p1/slice.png_labels.png", "p2/other_labels.png", "p2/slice_labels.png"]
+    assert (read_image(tmp_path / "out" / "p1" / "slice.png_labels.png")[..., 0] == rt.predict(a).labels).all()
+    assert (read_image(tmp_path / "out" / "p2" / "slice_labels.png")[..., 0] == rt.predict(b).labels).all()
+    # One folder: names stay the plain stems.
+    assert output_stems([Path("d/x.jpg"), Path("d/y.png")]) == {Path("d/x.jpg"): "x", Path("d/y.png"): "y"}
+    with pytest.raises(DatasetError, match="same outputs"):
+        output_stems([Path("d/x.jpg"), Path("d/x.jpg")])
 
 
 def test_batch_folder_skips_unreadable_files_and_says_which(pair, onnx_model, tmp_path):
