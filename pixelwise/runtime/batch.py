@@ -29,8 +29,10 @@ def expand_sources(src: str | Path) -> list[Path]:
         raise DatasetError(f"Nothing to predict: {s} does not exist.", path=s,
                            fix="pass an image file, a folder of images or a glob like 'imgs/*.jpg'")
     if not files:
-        raise DatasetError(f"No images found in {s}.", path=s,
-                           fix=f"use files with one of the extensions {', '.join(IMAGE_EXTS)}")
+        nested = p.is_dir() and any(f.suffix.lower() in IMAGE_EXTS for f in p.glob("*/**/*"))
+        raise DatasetError(f"No images found in {s}" + (" (its images are in subfolders)." if nested else "."),
+                           path=s, fix=f"pass a glob such as '{p / '**' / '*.png'}' (quoted)" if nested else
+                           f"use files with one of the extensions {', '.join(IMAGE_EXTS)}")
     return files
 
 

@@ -195,6 +195,9 @@ def test_batch_outputs_never_overwrite_each_other(pair, tmp_path):
         "p1/slice.jpg_labels.png", "p1/slice.png_labels.png", "p2/other_labels.png", "p2/slice_labels.png"]
     assert (read_image(tmp_path / "out" / "p1" / "slice.png_labels.png")[..., 0] == rt.predict(a).labels).all()
     assert (read_image(tmp_path / "out" / "p2" / "slice_labels.png")[..., 0] == rt.predict(b).labels).all()
+    with pytest.raises(DatasetError, match="in subfolders") as nested:  # a folder is not searched deeper
+        predict_folder(rt, tmp_path / "scans", tmp_path / "nested", progress=False)
+    assert "'**'" not in str(nested.value) and "**" in str(nested.value)
     # One folder: names stay the plain stems.
     assert output_stems([Path("d/x.jpg"), Path("d/y.png")]) == {Path("d/x.jpg"): "x", Path("d/y.png"): "y"}
     with pytest.raises(DatasetError, match="same outputs"):
