@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -25,19 +27,26 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 
+@contextmanager
+def decode_errors(path: Path, what: str, missing_fix: str, corrupt_fix: str) -> Iterator[None]:
+    """Pillow's many exceptions for a missing, truncated or non-image file -> one ImageReadError
+    that names the file and the fix (``what``: "image", "label")."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ImageReadError(f"{what.capitalize()} not found: {path}.", path=path, fix=missing_fix) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"Cannot decode {what} {path} ({exc}).", path=path, fix=corrupt_fix) from None
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to an HxWx3 uint8 RGB array (16-bit and grey images are converted)."""
     path = Path(path)
-    try:
+    with decode_errors(path, "image", "check the path, or re-run 'pixelwise data check'",
+                       "re-export or remove this file (it is corrupt or truncated)"):
         with Image.open(path) as im:
             im.load()
             return pil_to_rgb(im)
-    except FileNotFoundError:
-        raise ImageReadError(f"Image not found: {path}.", path=path,
-                             fix="check the path, or re-run 'pixelwise data check'") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"Cannot decode image {path} ({exc}).", path=path,
-                             fix="re-export or remove this file (it is corrupt or truncated)") from None
 
 
 def read_label(path: str | Path) -> np.ndarray:
@@ -47,19 +56,14 @@ def read_label(path: str | Path) -> np.ndarray:
     equal is accepted as grey; a true colour-coded mask is refused with a pointer to conversion.
     """
     path = Path(path)
-    try:
+    with decode_errors(path, "label", "add the label, or remove its image from the split",
+                       "re-export or remove this label (it is corrupt or truncated)"):
         with Image.open(path) as im:
             im.load()
             mode = im.mode
             arr = np.asarray(im)
             if mode == "P":
                 arr = _palette_to_values(im, arr)
-    except FileNotFoundError:
-        raise ImageReadError(f"Label not found: {path}.", path=path,
-                             fix="add the label, or remove its image from the split") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"Cannot decode label {path} ({exc}).", path=path,
-                             fix="re-export or remove this label (it is corrupt or truncated)") from None
     if arr.ndim == 3:
         if mode == "LA" or (arr.shape[2] in (3, 4) and _channels_equal(arr[..., :3])):
             arr = arr[..., 0]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pixelwise.data.io import pil_to_rgb  # numpy + Pillow only, like this module
+from pixelwise.data.io import decode_errors, pil_to_rgb  # numpy + Pillow only, like this module
 from pixelwise.errors import ImageReadError, ImageTooLargeError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -23,15 +23,11 @@ def read_image(path: str | Path) -> np.ndarray:
             raise ImageReadError(f"Image not found: {path}.", path=path, fix="check the path")
         arr = np.load(path, mmap_mode="r")
         return ensure_rgb(arr, path)
-    try:
+    with decode_errors(path, "image", "check the path",
+                       "re-export or remove this file (it is corrupt or truncated)"):
         with Image.open(path) as im:
             im.load()
             return pil_to_rgb(im)
-    except FileNotFoundError:
-        raise ImageReadError(f"Image not found: {path}.", path=path, fix="check the path") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"Cannot decode image {path} ({exc}).", path=path,
-                             fix="re-export or remove this file (it is corrupt or truncated)") from None
 
 
 def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = None) -> np.ndarray:
