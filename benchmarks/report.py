@@ -6,6 +6,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Iterable, Sequence
 
 
 def cpu_name() -> str:
@@ -26,3 +27,15 @@ def section(title: str, machine: str | None = None, *details: str) -> list[str]:
             f"- **Machine:** {machine or f'{cpu_name()}, {os.cpu_count()} cores'}",
             f"- **Command:** `python benchmarks/{script} {' '.join(sys.argv[1:])}`".rstrip(),
             *details, ""]
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]], align: str) -> list[str]:
+    """Markdown table lines; ``align`` has one letter per column: ``l`` (text) or ``r`` (numbers)."""
+    rule = {"l": "---", "r": "---:"}
+    return [f"| {' | '.join(header)} |", f"|{'|'.join(rule[a] for a in align)}|",
+            *(f"| {' | '.join(str(c) for c in row)} |" for row in rows)]
+
+
+def write_lines(path: Path, lines: Sequence[str]) -> None:
+    """One results file: the lines, newline-terminated."""
+    Path(path).write_text("\n".join(lines) + "\n")

@@ -182,21 +182,21 @@ def runtime_rate(model: Path, data: bytes, threads: int, n: int = 30) -> float:
 
 
 def write_markdown(res: dict, path: Path) -> None:
-    from report import section
+    from report import section, table, write_lines
 
     lines = [*section("REST server load test (loopback)", None,
                       f"- **Load:** {res['requests']} requests of a {res['image']} image at concurrency "
                       f"{res['concurrency']}; server pool {res['workers']} workers x {res['threads']} ONNX Runtime "
                       "threads"),
-             "| errors | throughput (req/s) | runtime alone (img/s) | share | p50 ms | p95 ms | p99 ms | RSS before -> half-way -> after (MB) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---|",
-             f"| {res['errors']} | {res['throughput_rps']} | {res['runtime_alone_rps']} | "
-             f"{res['share_of_runtime_rate'] * 100:.0f}% | {res['p50_ms']} | {res['p95_ms']} | {res['p99_ms']} | "
-             f"{res['rss_before_mb']} -> {res['rss_half_mb']} -> {res['rss_after_mb']} |", "",
+             *table(["errors", "throughput (req/s)", "runtime alone (img/s)", "share", "p50 ms", "p95 ms",
+                     "p99 ms", "RSS before -> half-way -> after (MB)"],
+                    [(res["errors"], res["throughput_rps"], res["runtime_alone_rps"],
+                      f"{res['share_of_runtime_rate'] * 100:.0f}%", res["p50_ms"], res["p95_ms"], res["p99_ms"],
+                      f"{res['rss_before_mb']} -> {res['rss_half_mb']} -> {res['rss_after_mb']}")], "rrrrrrrl"), "",
              f"RSS is the server process's, measured after {res['warmup']} warm-up requests (it climbs for the "
              "first 1000-2000 while the allocator's per-thread arenas fill, then stays); a leak would show "
              "as growth from half-way to the end."]
-    path.write_text("\n".join(lines) + "\n")
+    write_lines(path, lines)
 
 
 if __name__ == "__main__":

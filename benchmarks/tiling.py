@@ -126,25 +126,25 @@ def main() -> int:
 
 
 def write_markdown(res: dict, path: Path) -> None:
-    from report import cpu_name, section
+    from report import cpu_name, section, table, write_lines
 
     s, f = res["runs"]["stride"], res["runs"]["full"]
     lines = [*section("Tiled inference on a huge image (torch-free runtime)",
                       f"{cpu_name()}, {os.cpu_count()} cores, {res['threads']} ONNX Runtime threads",
                       f"- **Input:** {res['image']}, a memory-mapped .npy; tile {res['tile']}, overlap "
                       f"{res['overlap']}, {res['batch']} tiles per call; each mode in its own process"),
-             "| blending | seconds | peak RSS (MB) |", "|---|---:|---:|",
-             f"| at the logits' stride ({res['stride']}), labels from `upsampled_argmax` (default) | "
-             f"{s['seconds']} | {s['peak_rss_mb']} |",
-             f"| logits upsampled per tile to full resolution, then blended (earlier path) | "
-             f"{f['seconds']} | {f['peak_rss_mb']} |", "",
+             *table(["blending", "seconds", "peak RSS (MB)"],
+                    [(f"at the logits' stride ({res['stride']}), labels from `upsampled_argmax` (default)",
+                      s["seconds"], s["peak_rss_mb"]),
+                     ("logits upsampled per tile to full resolution, then blended (earlier path)",
+                      f["seconds"], f["peak_rss_mb"])], "lrr"), "",
              f"Speed-up {f['seconds'] / s['seconds']:.2f}x; label agreement between the two "
              f"{res['label_agreement'] * 100:.3f}% (they differ only where overlapping tiles disagree: "
              "the stride path blends the scores before upsampling them). Peak RSS (`ru_maxrss`) counts the "
              "touched pages of the memory-mapped input and output (192 + 64 MB at 8000x8000; file-backed, "
              "the kernel can drop them) and ONNX Runtime's buffers for a batch of tiles, which do not grow "
              "with the image; the blended scores are a band of tile rows (at the stride: 16x smaller)."]
-    path.write_text("\n".join(lines) + "\n")
+    write_lines(path, lines)
 
 
 if __name__ == "__main__":
