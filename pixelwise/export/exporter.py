@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,52 +203,58 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
             raise ExportError(f"No image to calibrate the int8 export of {src} on (the training dataset "
                               "is not on this machine).", path=src,
                               fix="pass --calib FOLDER_OF_TRAINING_IMAGES (a few dozen like the ones it will see)")
-    graph = _graph(seg, pipeline, fp16, imgsz, outputs, fmt)
-    in_name, out_names = "input", ["logits"]
-    if fmt in ("onnx", "openvino"):
-        onnx_path = path if fmt == "onnx" else path.with_suffix(".onnx")
-        float_path = onnx_path.with_name(onnx_path.stem + ".float.onnx") if int8 else onnx_path
-        in_name, out_names = _export_onnx(graph, float_path, pipeline, outputs, opset, dynamic_batch)
-        meta = _metadata(seg, pipeline, precision, imgsz, outputs, in_name, out_names)
-        meta.input_multiple = 1 if pipeline or graph.pad else int(graph.stride)
-        meta.logits_layout = "NHWC" if not pipeline and graph.channels_last else "NCHW"
-        meta.logits_scale = 1 if pipeline else graph.logits_scale
-        _embed_onnx_metadata(float_path, meta)
-        if int8:
-            from pixelwise.export.quantize import quantize_int8
+    # Everything is written and verified in a staging folder beside the destination, then moved
+    # into place: a failed check, a crash or Ctrl-C leaves an earlier export at that path as it was.
+    final = path
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.export-"))
+    path = stage / final.name
+    try:
+        graph = _graph(seg, pipeline, fp16, imgsz, outputs, fmt)
+        in_name, out_names = "input", ["logits"]
+        if fmt in ("onnx", "openvino"):
+            onnx_path = path if fmt == "onnx" else path.with_suffix(".onnx")
+            float_path = onnx_path.with_name(onnx_path.stem + ".float.onnx") if int8 else onnx_path
+            in_name, out_names = _export_onnx(graph, float_path, pipeline, outputs, opset, dynamic_batch)
+            meta = _metadata(seg, pipeline, precision, imgsz, outputs, in_name, out_names)
+            meta.input_multiple = 1 if pipeline or graph.pad else int(graph.stride)
+            meta.logits_layout = "NHWC" if not pipeline and graph.channels_last else "NCHW"
+            meta.logits_scale = 1 if pipeline else graph.logits_scale
+            _embed_onnx_metadata(float_path, meta)
+            if int8:
+                from pixelwise.export.quantize import quantize_int8
 
-            try:
-                meta.quantization = quantize_int8(float_path, onnx_path, _calibration_feeds(calib_ims, meta), in_name,
-                                                  widen_stem=fmt == "onnx")
-            finally:
-                float_path.unlink(missing_ok=True)
-            _embed_onnx_metadata(onnx_path, meta)
-        if fmt == "openvino":
-            from pixelwise.export.openvino import onnx_to_openvino
+                try:
+                    meta.quantization = quantize_int8(float_path, onnx_path, _calibration_feeds(calib_ims, meta),
+                                                      in_name, widen_stem=fmt == "onnx")
+                finally:
+                    float_path.unlink(missing_ok=True)
+                _embed_onnx_metadata(onnx_path, meta)
+            if fmt == "openvino":
+                from pixelwise.export.openvino import onnx_to_openvino
 
-            onnx_to_openvino(onnx_path, path, fp16)
-            onnx_path.unlink()
-    else:
-        from pixelwise.export.torchscript import export_torchscript
+                onnx_to_openvino(onnx_path, path, fp16)
+                onnx_path.unlink()
+        else:
+            from pixelwise.export.torchscript import export_torchscript
 
-        meta = _metadata(seg, pipeline, precision, imgsz, outputs, "image" if pipeline else "input",
-                         list(outputs) if pipeline else ["logits"])
-        export_torchscript(graph, path, meta, pipeline)
-    side = write_sidecar(path, meta)
-    report = None
-    if check:
-        try:
-            report = _verify(path, fmt, meta, seg, ims, files, min_agreement, pipeline, outputs, imgsz)
-        except ExportError:
-            for p in (path, side, path.with_suffix(".bin")):
-                if p.exists() and p.is_file():
-                    p.unlink()
-            raise
-        meta.verification = report.to_dict()
+            meta = _metadata(seg, pipeline, precision, imgsz, outputs, "image" if pipeline else "input",
+                             list(outputs) if pipeline else ["logits"])
+            export_torchscript(graph, path, meta, pipeline)
         write_sidecar(path, meta)
-        if fmt == "onnx":
-            _embed_onnx_metadata(path, meta)
-    return ExportResult(path, sidecar_path(path), fmt, report, meta, time.time() - t0)
+        report = None
+        if check:
+            report = _verify(path, fmt, meta, seg, ims, files, min_agreement, pipeline, outputs, imgsz)
+            meta.verification = report.to_dict()
+            write_sidecar(path, meta)
+            if fmt == "onnx":
+                _embed_onnx_metadata(path, meta)
+        for f in (path.with_suffix(".bin"), path, sidecar_path(path)):  # OpenVINO weights before their .xml
+            if f.exists():
+                os.replace(f, final.parent / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return ExportResult(final, sidecar_path(final), fmt, report, meta, time.time() - t0)
 
 
 def _calibration_feeds(images: list[np.ndarray], meta: ExportMetadata) -> list[np.ndarray]:

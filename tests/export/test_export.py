@@ -160,6 +160,25 @@ def test_export_check_covers_the_in_graph_label_map(small_seg, tiny_run, tmp_pat
     monkeypatch.setattr(graph.UpsampledLabels, "forward", right)
     res = export(small_seg, "onnx", tmp_path / "good.onnx", images=_val_images(tiny_run))
     assert res.report.labels_agreement >= 0.999 and res.metadata.verification["labels_agreement"] >= 0.999
+    # A failed re-export over a good one leaves the good one (and its sidecar) as they were.
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setattr(graph.UpsampledLabels, "forward", lambda self, y: right(self, y.flip(1)))
+    with pytest.raises(ExportError, match="in-graph labels"):
+        export(small_seg, "onnx", tmp_path / "good.onnx", images=_val_images(tiny_run))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no staging folder left either
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_export_replaces_an_earlier_one_only_once_verified(tiny_run, tmp_path, fmt):
+    """Files are written and checked in a staging folder, then moved into place."""
+    name = "m.onnx" if fmt == "onnx" else "m.xml"
+    first = export(tiny_run.best, fmt, tmp_path / name, pipeline=True, verify_images=1)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == sorted([name, f"{name}.json"] + (["m.bin"] if fmt == "openvino" else []))
+    old_meta = first.sidecar.read_text()
+    res = export(tiny_run.best, fmt, tmp_path / name, verify_images=1)  # a logits graph this time
+    assert res.path == tmp_path / name and sorted(p.name for p in tmp_path.iterdir()) == files
+    assert res.sidecar.read_text() != old_meta and RuntimeSegmenter.load(res.path).meta.graph == "logits"
 
 
 def test_export_without_real_images_is_refused(tmp_path):
