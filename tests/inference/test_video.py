@@ -7,6 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
+from pixelwise.runtime.imageio import read_image
+
 
 def test_segment_video_roundtrip(tiny_run, tmp_path):
     from pixelwise.inference.predictor import Segmenter
@@ -34,5 +36,47 @@ def test_segment_video_roundtrip(tiny_run, tmp_path):
     # the written frame is the colour map of the prediction (up to video compression)
     ref = seg.colorize(seg.predict(cv2.cvtColor(cv2.VideoCapture(str(src)).read()[1], cv2.COLOR_BGR2RGB)).labels)
     assert np.abs(cv2.cvtColor(first, cv2.COLOR_BGR2RGB).astype(int) - ref).mean() < 20
-    with pytest.raises(Exception, match="Cannot open video"):
-        segment_video(seg, tmp_path / "missing.mp4", tmp_path / "x.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]  # no staging file left
+
+
+def test_bad_videos_fail_cleanly_and_leave_no_output(tiny_run, tmp_path):
+    from pixelwise.errors import DatasetError
+    from pixelwise.inference.predictor import Segmenter
+    from pixelwise.inference.video import segment_video
+
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    (tmp_path / "text.mp4").write_text("not a video")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    for src, message in (("missing.mp4", "Video not found"), ("text.mp4", "Cannot open video"),
+                         ("empty.mp4", "Cannot open video")):
+        with pytest.raises(DatasetError, match=message):
+            segment_video(seg, tmp_path / src, tmp_path / "out" / "x.mp4", progress=False)
+    with pytest.raises(DatasetError, match="is the input video"):  # never written over the source
+        segment_video(seg, tmp_path / "text.mp4", tmp_path / "text.mp4", progress=False)
+    assert (tmp_path / "text.mp4").read_text() == "not a video"
+    with pytest.raises(DatasetError, match="Unknown video mode"):
+        segment_video(seg, tmp_path / "text.mp4", tmp_path / "out" / "x.mp4", mode="sepia", progress=False)
+    # Frames that fail half-way (here the model raises on the third): no truncated video is left.
+    frames = [read_image(f) for f in sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))]
+    h, w = frames[0].shape[:2]
+    vw = cv2.VideoWriter(str(tmp_path / "ok.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (w, h))
+    for i in range(4):
+        vw.write(cv2.cvtColor(frames[i % len(frames)], cv2.COLOR_RGB2BGR))
+    vw.release()
+    calls = []
+
+    class FailsOnThird:
+        names = seg.names
+
+        def predict(self, image, **kw):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return seg.predict(image, **kw)
+
+        def __getattr__(self, name):
+            return getattr(seg, name)
+
+    with pytest.raises(KeyboardInterrupt):
+        segment_video(FailsOnThird(), tmp_path / "ok.mp4", tmp_path / "out" / "x.mp4", progress=False)
+    assert list((tmp_path / "out").iterdir()) == []
