@@ -281,7 +281,7 @@ def _verify(path: Path, fmt: str, meta: ExportMetadata, seg, ims, files, min_agr
         from pixelwise.runtime.predictor import RuntimeSegmenter
 
         if pipeline and "probabilities" not in outputs:
-            return _verify_labels_only(path, ref, ims, files, min_agreement, _fix(meta))
+            return _verify_labels_only(path, fmt, ref, ims, files, min_agreement, _fix(meta))
         rt = RuntimeSegmenter.load(path, backend="openvino" if fmt == "openvino" else "onnxruntime")
 
         def run(image: np.ndarray) -> np.ndarray:
@@ -302,11 +302,11 @@ def _fix(meta: ExportMetadata) -> str:
     return "export in fp32 (drop --fp16), try another --opset, or report the model"
 
 
-def _verify_labels_only(path: Path, ref, ims, files, min_agreement: float, fix: str) -> VerifyReport:
+def _verify_labels_only(path: Path, fmt: str, ref, ims, files, min_agreement: float, fix: str) -> VerifyReport:
     """Pipeline exports with only a label output: compare labels (no score difference)."""
-    from pixelwise.runtime.backends import OrtBackend
+    from pixelwise.runtime.backends import open_backend
 
-    be = OrtBackend(path)
+    be = open_backend(path, "openvino" if fmt == "openvino" else "onnxruntime")
     agree = total = 0
     for im in ims:
         lab = be.run(np.ascontiguousarray(im))[0]

@@ -123,6 +123,15 @@ def test_pipeline_graph_needs_no_pre_or_post_processing(tiny_run, tmp_path):
         assert labels.shape == image.shape[:2] and (labels == seg.predict(image).labels).mean() > 0.999
 
 
+def test_labels_only_pipeline_in_openvino_is_verified_by_openvino(tiny_run, tmp_path):
+    """The labels-only check opened every export with ONNX Runtime, so OpenVINO IR failed it."""
+    res = export(tiny_run.best, "openvino", tmp_path / "p.xml", pipeline=True, outputs=("labels",), verify_images=1)
+    assert res.report.compared == "labels" and res.report.agreement >= 0.999
+    image = read_image(_val_images(tiny_run)[0])
+    rt = RuntimeSegmenter.load(res.path)
+    assert (rt.predict(image).labels == Segmenter.load(tiny_run.best, device="cpu").predict(image).labels).mean() > 0.999
+
+
 def test_pipeline_with_internal_resize(tiny_run, small_seg, tmp_path):
     res = export(small_seg, "onnx", tmp_path / "pipe_rs.onnx", pipeline=True, imgsz=(64, 96),
                  outputs=("labels",), images=_val_images(tiny_run))
