@@ -59,6 +59,16 @@ def output_stems(files: Sequence[Path]) -> dict[Path, str]:
     return names
 
 
+def refuse_overwriting_inputs(inputs: Sequence[Path], outputs: Sequence[Path]) -> None:
+    """An output folder that is the input folder is fine until an image is itself named like an
+    output (``a.png`` beside ``a_labels.png`` from an earlier run): never write over a source."""
+    sources = {Path(f).resolve() for f in inputs}
+    clash = next((o for o in outputs if Path(o).resolve() in sources), None)
+    if clash is not None:
+        raise DatasetError(f"Predicting would overwrite the input image {clash}.", path=clash,
+                           fix="write the outputs to another folder (--out), or move that image out of the inputs")
+
+
 def progress_bar(items: Iterable[Any], total: int, desc: str, enabled: bool = True) -> Iterator[Any]:
     try:
         from tqdm import tqdm
@@ -138,6 +148,10 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     files = files if files is not None else expand_sources(source)
     stems = names_by_file if names_by_file is not None else output_stems(files)
     out = Path(out_dir)
+    kinds = [k for k, on in (("labels", save_labels), ("color", save_color), ("overlay", save_overlay),
+                             ("confidence", save_confidence)) if on]
+    refuse_overwriting_inputs(list(stems), [out / f"{stems[f]}_{k}.png" for f in files for k in kinds]
+                              + ([out / areas_csv] if areas_csv else []))
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     skipped: list[tuple[Path, str]] = []

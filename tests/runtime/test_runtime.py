@@ -198,6 +198,16 @@ def test_batch_outputs_never_overwrite_each_other(pair, tmp_path):
     with pytest.raises(DatasetError, match="in subfolders") as nested:  # a folder is not searched deeper
         predict_folder(rt, tmp_path / "scans", tmp_path / "nested", progress=False)
     assert "'**'" not in str(nested.value) and "**" in str(nested.value)
+    # Outputs into the input folder: fine, until an input is named like an output (a source is
+    # never overwritten; nothing is written either).
+    first = predict_folder(rt, tmp_path / "scans" / "p2", tmp_path / "scans" / "p2", save_color=False, progress=False)
+    assert sorted(p.name for p in first) == ["other_labels.png", "slice_labels.png"]
+    kept = (tmp_path / "scans" / "p2" / "slice_labels.png").read_bytes()
+    with pytest.raises(DatasetError, match="overwrite the input image"):  # the folder now holds *_labels.png
+        predict_folder(rt, tmp_path / "scans" / "p2", tmp_path / "scans" / "p2", save_color=False, progress=False)
+    assert (tmp_path / "scans" / "p2" / "slice_labels.png").read_bytes() == kept
+    assert sorted(p.name for p in (tmp_path / "scans" / "p2").iterdir()) == [
+        "other.png", "other_labels.png", "slice.png", "slice_labels.png"]
     # One folder: names stay the plain stems.
     assert output_stems([Path("d/x.jpg"), Path("d/y.png")]) == {Path("d/x.jpg"): "x", Path("d/y.png"): "y"}
     with pytest.raises(DatasetError, match="same outputs"):
