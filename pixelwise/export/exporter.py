@@ -273,6 +273,8 @@ def _verify(path: Path, fmt: str, meta: ExportMetadata, seg, ims, files, min_agr
             pipeline: bool, outputs, imgsz) -> VerifyReport:
     ref = _reference(seg.model.float().eval(), imgsz)
     own_labels = None
+    if pipeline and "probabilities" not in outputs:
+        return _verify_labels_only(path, fmt, ref, ims, files, min_agreement, _fix(meta))
     if fmt == "torchscript":
         from pixelwise.export.torchscript import torchscript_scores
 
@@ -280,8 +282,6 @@ def _verify(path: Path, fmt: str, meta: ExportMetadata, seg, ims, files, min_agr
     else:
         from pixelwise.runtime.predictor import RuntimeSegmenter
 
-        if pipeline and "probabilities" not in outputs:
-            return _verify_labels_only(path, fmt, ref, ims, files, min_agreement, _fix(meta))
         rt = RuntimeSegmenter.load(path, backend="openvino" if fmt == "openvino" else "onnxruntime")
 
         def run(image: np.ndarray) -> np.ndarray:
@@ -299,17 +299,31 @@ def _fix(meta: ExportMetadata) -> str:
     if meta.precision == "int8":
         return ("calibrate on more or more typical images (--calib FOLDER), export without --int8, or, "
                 "after checking its accuracy with 'pixelwise val --model', lower --min-agreement")
-    return "export in fp32 (drop --fp16), try another --opset, or report the model"
+    if meta.precision == "fp16":
+        return ("export in fp32 (drop --fp16), or, after checking its accuracy with 'pixelwise val --model', "
+                "lower --min-agreement (half precision flips pixels whose top two classes are nearly tied)")
+    return "try another --opset, or report the model"
 
 
 def _verify_labels_only(path: Path, fmt: str, ref, ims, files, min_agreement: float, fix: str) -> VerifyReport:
-    """Pipeline exports with only a label output: compare labels (no score difference)."""
-    from pixelwise.runtime.backends import open_backend
+    """Pipeline exports with only a label output: compare labels (no score difference), run by the
+    format's own runtime."""
+    if fmt == "torchscript":
+        module = torch.jit.load(str(path), map_location="cpu").eval()
 
-    be = open_backend(path, "openvino" if fmt == "openvino" else "onnxruntime")
+        def labels_of(image: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return module(torch.from_numpy(image)).numpy()
+    else:
+        from pixelwise.runtime.backends import open_backend
+
+        be = open_backend(path, "openvino" if fmt == "openvino" else "onnxruntime")
+
+        def labels_of(image: np.ndarray) -> np.ndarray:
+            return be.run(image)[0]
     agree = total = 0
     for im in ims:
-        lab = be.run(np.ascontiguousarray(im))[0]
+        lab = labels_of(np.ascontiguousarray(im))
         r = ref(im).argmax(0)
         agree += int((lab == r).sum())
         total += r.size

@@ -123,11 +123,18 @@ def test_pipeline_graph_needs_no_pre_or_post_processing(tiny_run, tmp_path):
         assert labels.shape == image.shape[:2] and (labels == seg.predict(image).labels).mean() > 0.999
 
 
-def test_labels_only_pipeline_in_openvino_is_verified_by_openvino(tiny_run, tmp_path):
-    """The labels-only check opened every export with ONNX Runtime, so OpenVINO IR failed it."""
-    res = export(tiny_run.best, "openvino", tmp_path / "p.xml", pipeline=True, outputs=("labels",), verify_images=1)
-    assert res.report.compared == "labels" and res.report.agreement >= 0.999
-    image = read_image(_val_images(tiny_run)[0])
+@pytest.mark.parametrize("outputs", [("labels",), ("probabilities",), ("labels", "probabilities")])
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "torchscript"])
+def test_every_format_exports_every_pipeline_output(tiny_run, tmp_path, fmt, outputs):
+    """Each format's check runs in that format's runtime whatever the outputs: labels-only graphs
+    were opened with ONNX Runtime (OpenVINO IR failed) or looked for scores (TorchScript failed)."""
+    ext = {"onnx": "onnx", "openvino": "xml", "torchscript": "torchscript"}[fmt]
+    res = export(tiny_run.best, fmt, tmp_path / f"p.{ext}", pipeline=True, outputs=outputs, verify_images=1)
+    assert res.report.agreement >= 0.999
+    assert res.report.compared == ("labels" if outputs == ("labels",) else "probabilities")
+    if fmt == "torchscript":
+        return
+    image = read_image(_val_images(tiny_run)[0])[3:, 5:]
     rt = RuntimeSegmenter.load(res.path)
     assert (rt.predict(image).labels == Segmenter.load(tiny_run.best, device="cpu").predict(image).labels).mean() > 0.999
 
