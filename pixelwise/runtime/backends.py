@@ -87,10 +87,12 @@ class OpenVinoBackend:
         config: dict = {}
         if device == "CPU":
             config["INFERENCE_NUM_THREADS"] = _threads(threads)
-            # OpenVINO runs "fp32" models in bf16 on CPUs with native bf16 (AVX512-BF16, AMX): an
-            # fp32 or int8 export would then not compute what its export check verified.
-            if self.meta.precision in ("fp32", "int8"):
-                config["INFERENCE_PRECISION_HINT"] = "f32"
+            # OpenVINO runs models in bf16 on CPUs with native bf16 (AVX512-BF16, AMX), whatever
+            # their precision: an export would then not compute what its check verified. fp16
+            # exports too: bf16 keeps 8 mantissa bits to fp16's 10 (a trained CamVid model's fp16
+            # IR agreed with PyTorch on 99.55% of pixels in bf16, max logit error 0.55); their
+            # weights stay half-size on disk and are widened to f32 for the arithmetic.
+            config["INFERENCE_PRECISION_HINT"] = "f32"
         model = core.read_model(str(self.path))
         self.compiled = core.compile_model(model, device, config)
         self.request = self.compiled.create_infer_request()
