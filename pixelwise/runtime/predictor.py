@@ -110,6 +110,12 @@ class RuntimeSegmenter(DrawMixin):
         x *= self._inv_std  # in place: one float copy of the batch, not three
         return x
 
+    @property
+    def has_scores(self) -> bool:
+        """Whether the graph gives class scores: what flip/multi-scale TTA, tiling, confidence
+        and probabilities need. Only a labels-only ``--pipeline`` export has none."""
+        return not self.is_pipeline or "probabilities" in self.backend.output_names
+
     def scores(self, images: np.ndarray) -> np.ndarray:
         """NxCxHxW scores for a batch of same-size uint8 NxHxWx3 images: logits for logits graphs,
         probabilities for pipeline graphs (their only float output)."""

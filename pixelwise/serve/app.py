@@ -16,13 +16,21 @@ import numpy as np
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from pixelwise.errors import ImageReadError, ImageTooLargeError
+from pixelwise.errors import ImageReadError, ImageTooLargeError, PixelwiseError
 from pixelwise.runtime.imageio import decode_image, encode_png
 from pixelwise.runtime.visualize import area_summary, rle_encode
 from pixelwise.serve.limits import BodySizeLimit, PendingLimit
 from pixelwise.serve.models import describe
 
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
+
+
+class RequestRefused(PixelwiseError):
+    """A request this model cannot serve (answered with ``status``, the server keeps serving)."""
+
+    def __init__(self, status: int, message: str, fix: str):
+        super().__init__(message, fix=fix)
+        self.status = status
 
 
 def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_bytes: int = 20 * 2**20,
@@ -92,6 +100,14 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
             # more of them at once than ``workers``. The size is checked from the header first.
             image = decode_image(data, file.filename or "upload", max_pixels)
             big = image.shape[0] * image.shape[1] > tile_above
+            if not getattr(seg, "has_scores", True) and (flip or big):  # a labels-only pipeline export
+                raise RequestRefused(400 if flip else 413, 
+                    f"Model '{name}' is a labels-only pipeline export: it cannot "
+                    + ("flip (test-time augmentation needs class scores)" if flip else
+                       f"tile an image of {image.shape[1]}x{image.shape[0]} (above {tile_above} pixels, "
+                       "images are predicted in tiles to bound memory; tiles need class scores)")
+                    + ".", fix=("drop flip" if flip else "send a smaller image")
+                    + ", or serve an export with --outputs labels,probabilities")
             labels = seg.predict(image, flip=flip, **({"tile": tile, "overlap": overlap} if big else {})).labels
             size = (int(image.shape[1]), int(image.shape[0]))
             if output == "labels":
@@ -112,6 +128,9 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
         except ImageTooLargeError as exc:
             stats["errors"] += 1
             raise HTTPException(413, str(exc)) from None
+        except RequestRefused as exc:
+            stats["errors"] += 1
+            raise HTTPException(exc.status, str(exc)) from None
         except ImageReadError as exc:
             stats["errors"] += 1
             raise HTTPException(400, str(exc)) from None

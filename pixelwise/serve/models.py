@@ -41,4 +41,6 @@ def describe(name: str, model: Any, path: Path | None) -> dict:
             "runtime": "onnxruntime/openvino" if meta is not None else "pytorch",
             "graph": getattr(meta, "graph", "pytorch"),
             "arch": getattr(meta, "arch", "") if meta else getattr(model.model, "spec", {}).get("arch", ""),
-            "encoder": getattr(meta, "encoder", "") if meta else getattr(model.model, "spec", {}).get("encoder", "")}
+            "encoder": getattr(meta, "encoder", "") if meta else getattr(model.model, "spec", {}).get("encoder", ""),
+            # False for a labels-only pipeline export: no flip, no tiling of large images.
+            "scores": bool(getattr(model, "has_scores", True))}

@@ -73,6 +73,12 @@ def _png_bomb(side: int) -> bytes:
             + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
+def _encode_png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
 
@@ -116,6 +122,28 @@ def test_large_images_are_predicted_tile_by_tile(onnx_model, image_file):
         r = httpx.post(f"{url}/v1/segment", files={"file": (image_file.name, image_file.read_bytes(), "image/jpeg")})
     assert r.status_code == 200
     np.testing.assert_array_equal(_png(r.content), tiled)
+
+
+def test_labels_only_pipeline_exports_refuse_flip_and_tiling_and_keep_serving(tiny_run, image_file, tmp_path):
+    """Such a graph has no class scores to average or blend: flip and tiled requests got a 500."""
+    from pixelwise.export import export
+    from pixelwise.serve.app import create_app
+
+    rt = RuntimeSegmenter.load(export(tiny_run.best, "onnx", tmp_path / "p.onnx", pipeline=True, outputs=("labels",),
+                                      check=False).path)
+    image = read_image(image_file)
+    app = create_app({"p": rt}, tile_above=image.shape[0] * image.shape[1] - 1, tile=64, overlap=16)
+    files = {"file": (image_file.name, image_file.read_bytes(), "image/jpeg")}
+    small = {"file": ("half.png", _encode_png(image[: image.shape[0] // 2]), "image/png")}
+    with LiveServer(app) as url:
+        assert httpx.get(f"{url}/v1/models").json()["models"][0]["scores"] is False
+        flipped = httpx.post(f"{url}/v1/segment?flip=true", files=small)
+        big = httpx.post(f"{url}/v1/segment", files=files)
+        plain = httpx.post(f"{url}/v1/segment", files=small)
+    assert flipped.status_code == 400 and "labels-only" in flipped.json()["detail"] and "Fix:" in flipped.json()["detail"]
+    assert big.status_code == 413 and "tile" in big.json()["detail"]
+    assert plain.status_code == 200
+    np.testing.assert_array_equal(_png(plain.content), rt.predict(image[: image.shape[0] // 2]).labels)
 
 
 def test_a_burst_beyond_max_pending_gets_503_with_retry_after(onnx_model, image_file):
