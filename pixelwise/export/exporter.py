@@ -206,8 +206,12 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
     # Everything is written and verified in a staging folder beside the destination, then moved
     # into place: a failed check, a crash or Ctrl-C leaves an earlier export at that path as it was.
     final = path
-    final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.export-"))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.export-"))
+    except OSError as exc:
+        raise ExportError(f"Cannot write the export into {final.parent} ({exc.strerror}).", path=final,
+                          fix="choose a writable output path (--out)") from None
     path = stage / final.name
     try:
         graph = _graph(seg, pipeline, fp16, imgsz, outputs, fmt)

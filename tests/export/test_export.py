@@ -184,6 +184,13 @@ def test_export_check_covers_the_in_graph_label_map(small_seg, tiny_run, tmp_pat
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no staging folder left either
 
 
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc (a folder no one can write)")
+def test_unwritable_output_is_a_clear_error(tiny_run):
+    with pytest.raises(ExportError, match="Cannot write the export into /proc/pixelwise-nope") as err:
+        export(tiny_run.best, "onnx", Path("/proc/pixelwise-nope/m.onnx"), check=False)
+    assert "--out" in str(err.value)
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])
 def test_export_replaces_an_earlier_one_only_once_verified(tiny_run, tmp_path, fmt):
     """Files are written and checked in a staging folder, then moved into place."""
