@@ -229,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"Fix: pip install 'pixelwise[{extra}]' (or 'pixelwise[all]')", file=sys.stderr)
             return 2
         raise
+    except OSError as exc:  # the file system refused (permissions, missing folder, disk full): one line too
+        if exc.filename is None:
+            raise
+        print(f"pixelwise: error: {exc.strerror or exc}: {exc.filename}. Fix: check that the path exists "
+              "and is writable (and the disk is not full)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("pixelwise: interrupted", file=sys.stderr)
         return 130

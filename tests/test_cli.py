@@ -2,7 +2,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
+from PIL import Image
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -31,6 +34,16 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path):
     assert "missing.yaml" in cases[0].stderr
     assert "none.pt" in cases[1].stderr
     assert "train/images" in cases[2].stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc (a folder no one can write)")
+def test_an_unwritable_output_folder_is_one_line(onnx_model, tmp_path: Path):
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(image)
+    proc = run("predict", str(image), "--model", str(onnx_model), "--out", "/proc/pixelwise-nope/out", "--quiet")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "/proc/pixelwise-nope" in lines[0] and "Fix:" in lines[0]
 
 
 def test_corrupt_image_met_in_a_loader_worker_is_one_line(tmp_path: Path):
