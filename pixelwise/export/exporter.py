@@ -313,11 +313,9 @@ def _verify_labels_only(path: Path, fmt: str, ref, ims, files, min_agreement: fl
     """Pipeline exports with only a label output: compare labels (no score difference), run by the
     format's own runtime."""
     if fmt == "torchscript":
-        module = torch.jit.load(str(path), map_location="cpu").eval()
+        from pixelwise.export.torchscript import torchscript_labels
 
-        def labels_of(image: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return module(torch.from_numpy(image)).numpy()
+        labels_of = torchscript_labels(path)
     else:
         from pixelwise.runtime.backends import open_backend
 

@@ -24,9 +24,24 @@ def export_torchscript(graph: torch.nn.Module, path: Path, meta: ExportMetadata,
     return path
 
 
+def _load(path: Path) -> torch.jit.ScriptModule:
+    return torch.jit.load(str(path), map_location="cpu").eval()
+
+
+def torchscript_labels(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """uint8 image -> HxW labels, for a labels-only pipeline graph (its one output)."""
+    module = _load(path)
+
+    def run(image: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(np.ascontiguousarray(image))).numpy()
+
+    return run
+
+
 def torchscript_scores(path: Path, meta: ExportMetadata) -> Callable[[np.ndarray], np.ndarray]:
     """uint8 image -> CxHxW scores (logits, or probabilities for pipeline graphs)."""
-    module = torch.jit.load(str(path), map_location="cpu").eval()
+    module = _load(path)
     mean = torch.tensor(meta.mean).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(meta.std).view(1, 3, 1, 1) * 255.0
 
