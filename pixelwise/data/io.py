@@ -39,11 +39,11 @@ def decode_errors(path: Path, what: str, missing_fix: str, corrupt_fix: str) -> 
         raise ImageReadError(f"Cannot decode {what} {path} ({exc}).", path=path, fix=corrupt_fix) from None
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path,
+               missing_fix: str = "check the path, or re-run 'pixelwise data check'") -> np.ndarray:
     """Decode an image file to an HxWx3 uint8 RGB array (16-bit and grey images are converted)."""
     path = Path(path)
-    with decode_errors(path, "image", "check the path, or re-run 'pixelwise data check'",
-                       "re-export or remove this file (it is corrupt or truncated)"):
+    with decode_errors(path, "image", missing_fix, "re-export or remove this file (it is corrupt or truncated)"):
         with Image.open(path) as im:
             im.load()
             return pil_to_rgb(im)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pixelwise.data.io import decode_errors, pil_to_rgb  # numpy + Pillow only, like this module
+from pixelwise.data.io import pil_to_rgb, read_image as read_image_file  # numpy + Pillow only, like this module
 from pixelwise.errors import ImageReadError, ImageTooLargeError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -23,11 +23,7 @@ def read_image(path: str | Path) -> np.ndarray:
             raise ImageReadError(f"Image not found: {path}.", path=path, fix="check the path")
         arr = np.load(path, mmap_mode="r")
         return ensure_rgb(arr, path)
-    with decode_errors(path, "image", "check the path",
-                       "re-export or remove this file (it is corrupt or truncated)"):
-        with Image.open(path) as im:
-            im.load()
-            return pil_to_rgb(im)
+    return read_image_file(path, missing_fix="check the path")
 
 
 def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = None) -> np.ndarray:
