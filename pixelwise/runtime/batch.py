@@ -149,7 +149,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     stems = names_by_file if names_by_file is not None else output_stems(files)
     out = Path(out_dir)
     kinds = [k for k, on in (("labels", save_labels), ("color", save_color), ("overlay", save_overlay),
-                             ("confidence", save_confidence)) if on]
+                             ("confidence", save_confidence)) if on]  # the files written per image
     refuse_overwriting_inputs(list(stems), [out / f"{stems[f]}_{k}.png" for f in files for k in kinds]
                               + ([out / areas_csv] if areas_csv else []))
     out.mkdir(parents=True, exist_ok=True)
@@ -168,19 +168,20 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
             skipped.append((f, str(exc)))
             continue
         pred = model.predict(image, **predict_kw)
-        outputs = []
-        if save_labels:
-            outputs.append(("labels", pred.labels))
-        if save_color:
-            outputs.append(("color", model.colorize(pred.labels)))
-        if save_overlay:
-            outputs.append(("overlay", model.overlay(image, pred.labels)))
-        if save_confidence and pred.confidence is not None:
-            outputs.append(("confidence", np.round(pred.confidence * 255).astype(np.uint8)))
         if areas_csv:
             counts = np.bincount(pred.labels.ravel(), minlength=len(names))[:len(names)]
             areas.append([str(f), *(f"{c / pred.labels.size:.6f}" for c in counts)])
-        for kind, arr in outputs:
+        for kind in kinds:
+            if kind == "labels":
+                arr = pred.labels
+            elif kind == "color":
+                arr = model.colorize(pred.labels)
+            elif kind == "overlay":
+                arr = model.overlay(image, pred.labels)
+            elif pred.confidence is not None:
+                arr = np.round(pred.confidence * 255).astype(np.uint8)
+            else:
+                continue
             path = out / f"{stems[f]}_{kind}.png"
             atomic_write_bytes(path, encode_png(arr, fast=kind == "overlay"))
             written.append(path)
