@@ -16,38 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelwise.export import export
 from pixelwise.runtime import RuntimeSegmenter
 from pixelwise.runtime.imageio import read_image
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "javascript"
-NODE, NPM = shutil.which("node"), shutil.which("npm")
+from tests.examples.helpers import NODE, NPM, val_images
+
 pytestmark = pytest.mark.skipif(not (NODE and NPM), reason="node and npm are not installed")
-
-
-@pytest.fixture(scope="module")
-def js_example(tmp_path_factory) -> Path:
-    """A copy of examples/javascript with its locked dependencies installed (npm ci)."""
-    where = tmp_path_factory.mktemp("js")
-    for name in ("package.json", "package-lock.json", "segment.mjs"):
-        shutil.copy(EXAMPLE / name, where / name)
-    # --ignore-scripts: onnxruntime-node's install script only fetches GPU providers.
-    subprocess.run([NPM, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=where, check=True,
-                   capture_output=True, timeout=600)
-    return where
-
-
-@pytest.fixture(scope="module")
-def pipeline_model(tiny_run, tmp_path_factory) -> Path:
-    return export(tiny_run.best, "onnx", tmp_path_factory.mktemp("pipe") / "pipe.onnx", pipeline=True,
-                  outputs=("labels",), verify_images=1).path
-
-
-def val_images(tiny_run) -> list[Path]:
-    from pixelwise.inference.predictor import Segmenter
-
-    record = Segmenter.load(tiny_run.best, device="cpu").dataset_record()
-    return sorted(Path(record["val"]["images"]).glob("*.jpg"))
 
 
 def run_example(js: Path, *args: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,148 @@
+"""The browser page (examples/javascript/browser) segments images in headless Chromium.
+
+The page runs a --pipeline export through onnxruntime-web with the browser's own image decoders
+and no pre/post-processing code; here it is served from a real HTTP server on loopback, driven by
+its address parameters, and its label maps are compared with pixelwise's Python runtime.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import shutil
+import subprocess
+import threading
+import uuid
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelwise.runtime import RuntimeSegmenter
+from pixelwise.runtime.imageio import read_image
+from tests.examples.helpers import NODE, NPM, val_images
+
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+pytestmark = pytest.mark.skipif(not (NODE and NPM and CHROMIUM),
+                                reason="node, npm and chromium are needed (apt-get install chromium)")
+
+
+class _Site(SimpleHTTPRequestHandler):
+    """Static files of the example, plus POST /report, where the page sends its results."""
+
+    reports: queue.Queue
+    isolated: bool
+
+    def end_headers(self) -> None:
+        if self.isolated:  # cross-origin isolation: lets onnxruntime-web use WebAssembly threads
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.end_headers()
+        self.reports.put(json.loads(body))
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def run_page(site: Path, model: str, images: list[str], isolated: bool = True) -> dict:
+    """Serve `site`, open the page in headless Chromium with these files, return its report."""
+    reports: queue.Queue = queue.Queue()
+    handler = type("Site", (_Site,), {"reports": reports, "isolated": isolated})
+    handler.extensions_map = {**handler.extensions_map, ".mjs": "text/javascript", ".wasm": "application/wasm"}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    query = urlencode([("model", model), *(("image", i) for i in images), ("report", "/report")], quote_via=quote)
+    profile = site / f"chromium-{uuid.uuid4().hex}"
+    browser = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", f"{base}/browser/index.html?{query}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return reports.get(timeout=180)
+    finally:
+        browser.kill()
+        browser.wait()
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def served(js_example: Path, *files: Path) -> list[str]:
+    """Copy files (and an export's sidecar) under the site; their addresses relative to the page."""
+    folder = js_example / "served" / uuid.uuid4().hex[:8]
+    folder.mkdir(parents=True)
+    for f in files:
+        shutil.copy(f, folder / f.name)
+        if f.suffix == ".onnx" and f.with_name(f.name + ".json").exists():
+            shutil.copy(f.with_name(f.name + ".json"), folder / (f.name + ".json"))
+    return [f"../served/{folder.name}/{f.name}" for f in files]
+
+
+def labels_of(entry: dict) -> np.ndarray:
+    flat = np.frombuffer(base64.b64decode(entry["labels"]), np.uint8)
+    return flat.reshape(entry["height"], entry["width"])
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["threads", "one-thread"])
+def test_label_maps_match_the_python_runtime(js_example, pipeline_model, tiny_run, tmp_path, isolated):
+    vals = val_images(tiny_run)
+    rgb = read_image(vals[0])
+    Image.fromarray(rgb[3:, 5:]).save(tmp_path / "odd_size.png")  # not a multiple of the stride
+    Image.fromarray(rgb.mean(-1).astype(np.uint8)).save(tmp_path / "grey.png")
+    shutil.copy(vals[1], tmp_path / "photo.jpg")
+    files = [tmp_path / "odd_size.png", tmp_path / "grey.png", tmp_path / "photo.jpg"]
+    model, *images = served(js_example, pipeline_model, *files)
+    report = run_page(js_example, model, images, isolated=isolated)
+    assert "error" not in report, report
+    assert report["threads"] == (2 if isolated else 1)  # WebAssembly threads only when isolated
+    runtime = RuntimeSegmenter.load(pipeline_model, threads=2)
+    assert [Path(e["image"]).name for e in report["images"]] == [f.name for f in files]
+    for f, entry in zip(files, report["images"]):
+        assert "error" not in entry, entry
+        labels, ref = labels_of(entry), runtime.predict(read_image(f)).labels
+        assert labels.shape == ref.shape
+        counts = [c["pixels"] for c in entry["classes"]]
+        assert counts == np.bincount(labels.ravel(), minlength=len(counts)).tolist()
+        assert [c["name"] for c in entry["classes"]] == runtime.meta.names
+        # Chromium decodes PNG and JPEG with the same libraries' algorithms as Pillow (libpng,
+        # libjpeg-turbo), so every file is held to the export check's bound.
+        agreement = (labels == ref).mean()
+        assert agreement >= 0.999, (f.name, agreement)
+
+
+def test_bad_files_are_reported_and_the_rest_still_segmented(js_example, pipeline_model, onnx_model,
+                                                              tiny_run, tmp_path):
+    good = val_images(tiny_run)[0]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    model, *images = served(js_example, pipeline_model, broken, good, text)
+    report = run_page(js_example, model, [*images, "../served/missing.png"])
+    entries = {Path(e["image"]).name: e for e in report["images"]}
+    assert "cannot decode" in entries["broken.png"]["error"]
+    assert "cannot decode" in entries["notes.jpg"]["error"]
+    assert "HTTP 404" in entries["missing.png"]["error"]
+    assert "error" not in entries[good.name] and labels_of(entries[good.name]).shape == read_image(good).shape[:2]
+
+    # A logits export (float tensors in) is refused with the command that makes a pipeline one.
+    logits, = served(js_example, onnx_model)
+    report = run_page(js_example, logits, images[1:2])
+    assert "--pipeline" in report["error"] and report["images"] == []
+    # A model whose sidecar is missing: the page names the address it could not fetch.
+    bare = tmp_path / "bare.onnx"
+    shutil.copy(onnx_model, bare)
+    bare_url, = served(js_example, bare)
+    report = run_page(js_example, bare_url, images[1:2])
+    assert f"{bare_url}.json: HTTP 404" in report["error"]
