@@ -41,7 +41,11 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = Non
                                          "client-side and send the tiles)")
             im.load()
             return pil_to_rgb(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:  # Pillow's message names its BytesIO object, not the upload
+        raise ImageReadError(f"Cannot decode image {name}: " + (f"its {len(data)} bytes are in no image format "
+                             "Pillow reads." if data else "the upload is empty."),
+                             path=name, fix="send a valid PNG, JPEG, BMP, TIFF or WebP file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageReadError(f"Cannot decode image {name} ({type(exc).__name__}: {exc}).", path=name,
                              fix="send a valid PNG, JPEG, BMP, TIFF or WebP file") from None
 

@@ -21,6 +21,7 @@ from pixelwise.runtime.imageio import decode_image, encode_png
 from pixelwise.runtime.visualize import area_summary, rle_encode
 from pixelwise.serve.limits import BodySizeLimit, PendingLimit
 from pixelwise.serve.models import describe
+from pixelwise.serve.schema import SEGMENT_RESPONSES, error_responses
 
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
 
@@ -69,12 +70,11 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
         return {"status": "ok", "models": list(models), "uptime_s": round(time.time() - stats["started"], 1),
                 "requests": stats["requests"], "errors": stats["errors"]}
 
-    @app.get("/v1/models", dependencies=[Depends(check_key)])
+    @app.get("/v1/models", dependencies=[Depends(check_key)], responses=error_responses(401))
     def list_models() -> dict:
         return {"default": default, "models": [describe(n, m, paths.get(n)) for n, m in models.items()]}
 
-    @app.post("/v1/segment", dependencies=[Depends(check_key)],
-              responses={200: {"content": {"image/png": {}, "application/json": {}}}})
+    @app.post("/v1/segment", dependencies=[Depends(check_key)], responses=SEGMENT_RESPONSES)
     async def segment(file: UploadFile = File(..., description="image file (PNG, JPEG, ...)"),
                       model: str | None = Query(None, description="model name (GET /v1/models)"),
                       output: str = Query("labels", pattern="^(labels|overlay|color|json)$",

@@ -91,6 +91,40 @@ def test_health_models_and_docs(live):
     assert "/v1/segment" in httpx.get(f"{live}/openapi.json").json()["paths"]
 
 
+def test_openapi_documents_every_answer_a_client_can_get(live, image_file):
+    """Client generators and /docs read the spec: each status met below must be listed there, and
+    the JSON output must validate against the documented schema."""
+    from pixelwise.serve.schema import SegmentResult
+
+    doc = httpx.get(f"{live}/openapi.json").json()["paths"]["/v1/segment"]["post"]["responses"]
+    assert set(doc["200"]["content"]) == {"image/png", "application/json"}
+    assert {"X-Model", "X-Image-Size"} <= set(doc["200"]["headers"])
+    good = image_file.read_bytes()
+    post = lambda name, data, ctype="image/jpeg", **params: httpx.post(  # noqa: E731
+        f"{live}/v1/segment", params=params, files={"file": (name, data, ctype)})
+    met = {
+        200: post("a.jpg", good, output="json"),
+        400: post("empty.png", b"", "image/png"),
+        404: post("a.jpg", good, model="nope"),
+        413: post("big.jpg", b"\0" * (2 * 2**20)),
+        415: post("a.txt", b"hi", "text/plain"),
+        422: post("a.jpg", good, output="gif"),
+    }
+    for status, r in met.items():
+        assert r.status_code == status and str(status) in doc, (status, r.text)
+        if status not in (200, 422):
+            assert isinstance(r.json()["detail"], str) and "Fix:" in r.json()["detail"]
+    assert {"401", "503"} <= set(doc)  # met in test_api_key_auth and the burst test
+    body = met[200].json()
+    assert set(body) <= set(SegmentResult.model_fields)
+    SegmentResult.model_validate(body)
+    # Pillow's own message names its in-memory buffer; the server names the upload instead.
+    detail = met[400].json()["detail"]
+    assert "empty.png" in detail and "upload is empty" in detail and "BytesIO" not in detail
+    detail = post("notes.png", b"hello", "image/png").json()["detail"]
+    assert "notes.png" in detail and "5 bytes" in detail and "BytesIO" not in detail
+
+
 def test_segment_outputs_match_the_runtime(live, image_file, onnx_model):
     rt = RuntimeSegmenter.load(onnx_model)
     image = read_image(image_file)
@@ -203,6 +237,52 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(live, image_
     assert r.status_code == 413
     assert ok() == 200
     assert httpx.get(f"{live}/health").json()["errors"] >= 3
+
+
+def _uploads() -> dict[str, bytes]:
+    """Real files of every kind Pillow writes that users send: modes, formats, odd shapes, frames."""
+    rgb = Image.fromarray((np.random.default_rng(0).random((70, 90, 3)) * 255).astype(np.uint8))
+
+    def enc(im: Image.Image, fmt: str, **kw) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    frames = [rgb.rotate(10 * i) for i in range(3)]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90": the server, like the runtime, segments the stored pixels
+    files = {f"rgb.{fmt.lower()}": enc(rgb, fmt) for fmt in ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM", "TGA")}
+    files |= {f"{mode}.png": enc(rgb.convert(mode), "PNG") for mode in ("L", "LA", "RGBA", "P", "1")}
+    files |= {
+        "palette_transparency.png": enc(rgb.convert("P"), "PNG", transparency=0),
+        "grey16.png": enc(Image.fromarray(np.asarray(rgb)[..., 0].astype(np.uint16) * 200), "PNG"),
+        "int32.tiff": enc(Image.fromarray(np.asarray(rgb)[..., 0].astype(np.int32) * 1000), "TIFF"),
+        "float.tiff": enc(Image.fromarray(np.asarray(rgb)[..., 0].astype(np.float32) / 7), "TIFF"),
+        "cmyk.jpg": enc(rgb.convert("CMYK"), "JPEG"),
+        "exif_rotated.jpg": enc(rgb, "JPEG", exif=exif.tobytes()),
+        "one_pixel.png": enc(Image.new("RGB", (1, 1)), "PNG"),
+        "one_row.png": enc(Image.new("RGB", (3000, 1)), "PNG"),
+        "animated.gif": enc(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+        "pages.tiff": enc(frames[0], "TIFF", save_all=True, append_images=frames[1:]),
+    }
+    return files
+
+
+def test_every_image_kind_and_damaged_file_gets_an_answer_not_a_server_error(live):
+    sizes = {"one_pixel.png": "1x1", "one_row.png": "3000x1"}
+    for name, data in _uploads().items():
+        r = httpx.post(f"{live}/v1/segment", files={"file": (name, data, "image/png")})
+        assert r.status_code == 200, (name, r.text)
+        assert r.headers["x-image-size"] == sizes.get(name, "90x70") and _png(r.content).shape == (
+            *map(int, reversed(r.headers["x-image-size"].split("x"))),)
+        for cut in (len(data) // 4, len(data) // 2, len(data) - 8):  # truncated uploads
+            r = httpx.post(f"{live}/v1/segment", params={"output": "json"},
+                           files={"file": (f"cut_{name}", data[:cut], "image/png")})
+            # Some formats decode a truncated tail as padding; the rest must say why they cannot.
+            assert r.status_code in (200, 400), (name, cut, r.status_code, r.text)
+            if r.status_code == 400:
+                assert f"cut_{name}" in r.json()["detail"] and "Fix:" in r.json()["detail"]
+    assert httpx.get(f"{live}/health").json()["status"] == "ok"
 
 
 def test_api_key_auth(onnx_model, image_file):
