@@ -75,13 +75,13 @@ class OpenVinoBackend:
         if not self.path.exists():
             raise RuntimeModelError(f"Model not found: {self.path}.", path=self.path,
                                     fix="pass the .xml or .onnx file written by 'pixelwise export'")
+        weights = self.path.with_suffix(".bin")
+        if self.path.suffix == ".xml" and not weights.exists():
+            raise RuntimeModelError(f"{self.path} has no weights file {weights.name} beside it.", path=weights,
+                                    fix="copy the .bin that 'pixelwise export' wrote next to the .xml")
         embedded = None
-        if self.path.suffix == ".onnx":
-            import onnx  # optional: only to read metadata_props when no sidecar exists
-
-            if not (self.path.parent / (self.path.name + ".json")).exists():
-                props = {p.key: p.value for p in onnx.load(str(self.path), load_external_data=False).metadata_props}
-                embedded = props.get("pixelwise")
+        if self.path.suffix == ".onnx" and not (self.path.parent / (self.path.name + ".json")).exists():
+            embedded = _onnx_embedded_metadata(self.path)
         self.meta = read_metadata(self.path, embedded)
         core = ov.Core()
         config: dict = {}
@@ -93,8 +93,12 @@ class OpenVinoBackend:
             # IR agreed with PyTorch on 99.55% of pixels in bf16, max logit error 0.55); their
             # weights stay half-size on disk and are widened to f32 for the arithmetic.
             config["INFERENCE_PRECISION_HINT"] = "f32"
-        model = core.read_model(str(self.path))
-        self.compiled = core.compile_model(model, device, config)
+        try:
+            self.compiled = core.compile_model(core.read_model(str(self.path)), device, config)
+        except RuntimeError as exc:  # OpenVINO reports a corrupt .xml/.bin/.onnx as RuntimeError
+            raise RuntimeModelError(f"{self.path} cannot be loaded by OpenVINO ({_first_line(exc)}).", path=self.path,
+                                    fix="re-export it with 'pixelwise export' (keep the .xml, .bin and "
+                                        ".json together)") from None
         self.request = self.compiled.create_infer_request()
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
 
@@ -103,6 +107,25 @@ class OpenVinoBackend:
         if outputs is None:
             return [np.asarray(res[o]) for o in self.compiled.outputs]
         return [np.asarray(res[self.compiled.output(name)]) for name in outputs]
+
+
+def _first_line(exc: BaseException) -> str:
+    """The line of a runtime's exception that says what is wrong (OpenVINO's start with 'Exception
+    from src/...', then 'Check ... failed at ...')."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check '"))]
+    return (useful or lines or [type(exc).__name__])[0][:200]
+
+
+def _onnx_embedded_metadata(path: Path) -> str | None:
+    import onnx  # optional: only to read metadata_props when no sidecar exists
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends, for a corrupt file
+        raise RuntimeModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}).", path=path,
+                                fix="re-export it with 'pixelwise export'") from None
+    return {p.key: p.value for p in model.metadata_props}.get("pixelwise")
 
 
 # Files the runtime opens (ONNX, OpenVINO IR); anything else is a PyTorch checkpoint to the CLI.

@@ -311,6 +311,39 @@ def test_errors_name_the_file_and_the_fix(tmp_path):
         RuntimeSegmenter.load(tmp_path / "foreign.onnx")
 
 
+def test_damaged_openvino_and_onnx_files_are_refused_with_the_fix(tiny_run, onnx_model, tmp_path):
+    """A .xml without its .bin, a cut .bin or .xml, a cut .onnx read by OpenVINO: each one is a
+    RuntimeModelError naming the file and the fix (the CLI's one line), not OpenVINO's traceback."""
+    from pixelwise.export import export
+
+    ir = export(tiny_run.best, "openvino", tmp_path / "ir" / "m.xml", verify_images=1).path
+    cases = {}
+    for name, cut_xml, cut_bin, bin_too in [("no_bin", False, False, False), ("cut_bin", False, True, True),
+                                            ("cut_xml", True, False, True)]:
+        folder = tmp_path / name
+        folder.mkdir()
+        xml = ir.read_bytes()
+        (folder / "m.xml").write_bytes(xml[: len(xml) // 2] if cut_xml else xml)
+        (folder / "m.xml.json").write_bytes(ir.with_name("m.xml.json").read_bytes())
+        if bin_too:
+            weights = ir.with_suffix(".bin").read_bytes()
+            (folder / "m.bin").write_bytes(weights[:2000] if cut_bin else weights)
+        cases[name] = folder / "m.xml"
+    with pytest.raises(RuntimeModelError, match=r"no weights file m\.bin.*Fix: copy the \.bin"):
+        RuntimeSegmenter.load(cases["no_bin"])
+    for name in ("cut_bin", "cut_xml"):
+        with pytest.raises(RuntimeModelError, match=rf"{name}/m\.xml cannot be loaded by OpenVINO.*Fix: re-export"):
+            RuntimeSegmenter.load(cases[name])
+    cut = tmp_path / "cut.onnx"  # no sidecar: OpenVINO's loader reads the ONNX metadata first
+    cut.write_bytes(onnx_model.read_bytes()[:5000])
+    with pytest.raises(RuntimeModelError, match=r"cut\.onnx is not a readable ONNX model.*Fix: re-export"):
+        RuntimeSegmenter.load(cut, backend="openvino")
+    done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", str(onnx_model.parent), "--model",
+                           str(cases["cut_bin"]), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "cut_bin/m.xml" in done.stderr
+
+
 def test_labels_output_is_the_logits_argmax_and_used_by_predict(onnx_model, tiny_run):
     """Exports carry an in-graph label map; predict() fetches only it when no scores are asked."""
     from pixelwise.runtime.backends import OrtBackend
