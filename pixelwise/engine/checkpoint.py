@@ -28,6 +28,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"Checkpoint not found: {path}.", path=path,
                               fix="pass the path of a .pt file written by 'pixelwise train'")
+    if path.suffix.lower() in (".onnx", ".xml", ".bin", ".torchscript", ".ts", ".engine"):
+        raise CheckpointError(f"{path} is an exported model, not a training checkpoint.", path=path,
+                              fix="pass the .pt it was exported from (predict, val and serve take exports too)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:

@@ -44,6 +44,42 @@ def default_output(checkpoint: Path, fmt: str, pipeline: bool, precision: str = 
     return checkpoint.parent / f"{stem}_openvino" / f"{stem}.xml"
 
 
+SUFFIXES = {"onnx": (".onnx",), "openvino": (".xml",), "torchscript": (".torchscript", ".ts")}
+
+
+def output_path(out: str | Path | None, checkpoint: Path, fmt: str, pipeline: bool, precision: str) -> Path:
+    """Where ``--out`` puts the export: that file when it has the format's suffix; inside it, under
+    the default name, when it is a folder (an existing one, or a name without a suffix)."""
+    default = default_output(checkpoint, fmt, pipeline, precision)
+    if out is None:
+        return default
+    out = Path(out)
+    if out.is_dir() or not out.suffix:
+        return out / default.name
+    if out.suffix.lower() not in SUFFIXES[fmt]:
+        other = next((f for f, sfx in SUFFIXES.items() if out.suffix.lower() in sfx), None)
+        raise ExportError(f"--out {out}: {fmt} exports are written to {SUFFIXES[fmt][0]} files, and runtimes "
+                          "pick how to read a model by its suffix.", path=out,
+                          fix=f"use --out {out.with_suffix(SUFFIXES[fmt][0])}"
+                              + (f" (or --format {other} for a {out.suffix} file)" if other else ""))
+    return out
+
+
+def _check_options(seg, imgsz: Sequence[int] | None, calib_images: int, min_agreement: float) -> None:
+    """Refuse option values that would crash the tracer or make a check that cannot pass."""
+    stride = int(seg.model.stride)
+    if imgsz and min(imgsz) < stride:
+        raise ExportError(f"--imgsz {','.join(map(str, imgsz))} is below the network's stride ({stride}): the "
+                          "graph would predict from less than one feature pixel.",
+                          fix=f"use at least {stride} per side, e.g. the training size")
+    if calib_images < 1:
+        raise ExportError(f"--calib-images {calib_images}: int8 calibration needs images.",
+                          fix="pass a count of at least 1 (default 32)")
+    if not 0 < min_agreement <= 1:
+        raise ExportError(f"--min-agreement {min_agreement * 100:g}% is not a share of pixels.",
+                          fix="pass a percentage above 0 and at most 100 (default 99.9)")
+
+
 def _load(model: Any):
     from pixelwise.inference.predictor import Segmenter
 
@@ -134,9 +170,15 @@ def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic
         warnings.simplefilter("ignore")
         # The TorchScript-based exporter: seconds instead of tens of seconds, and it keeps the shape
         # arithmetic of the stride padding symbolic. It mutates the traced module, hence the copy.
-        torch.onnx.export(copy.deepcopy(graph), (dummy,), str(path), dynamo=False, opset_version=opset,
-                          input_names=[in_name], output_names=out_names, dynamic_axes=axes,
-                          do_constant_folding=True)
+        try:
+            torch.onnx.export(copy.deepcopy(graph), (dummy,), str(path), dynamo=False, opset_version=opset,
+                              input_names=[in_name], output_names=out_names, dynamic_axes=axes,
+                              do_constant_folding=True)
+        except Exception as exc:  # torch.onnx raises several types (opset too old or too new, ...)
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ExportError(f"torch.onnx cannot export this model with opset {opset} ({type(exc).__name__}: "
+                              f"{first}).", fix="use the default --opset 17 (or a newer one); if that fails "
+                              "too, report the model") from None
     return in_name, out_names
 
 
@@ -188,10 +230,9 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
     if imgsz and not pipeline:
         raise ExportError("--imgsz only applies to --pipeline exports.", fix="add --pipeline or drop --imgsz")
     seg = _load(model)
+    _check_options(seg, imgsz, calib_images, min_agreement)
     src = Path(seg.checkpoint) if seg.checkpoint else Path("model.pt")
-    path = Path(out) if out else default_output(src, fmt, pipeline, precision)
-    if fmt == "openvino" and path.suffix != ".xml":
-        path = path / f"{src.stem}.xml"
+    path = output_path(out, src, fmt, pipeline, precision)
     ims, files = verification_images(images, getattr(seg, "_dataset", None), verify_images) if check else ([], [])
     if check and not ims:
         raise ExportError(f"No real image to verify the export of {src} on (the training dataset is not "

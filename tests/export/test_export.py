@@ -204,6 +204,38 @@ def test_export_replaces_an_earlier_one_only_once_verified(tiny_run, tmp_path, f
     assert res.sidecar.read_text() != old_meta and RuntimeSegmenter.load(res.path).meta.graph == "logits"
 
 
+def test_bad_options_are_refused_before_any_file_is_written(tiny_run, onnx_model, tmp_path):
+    """Each of these used to crash the tracer, write a file no runtime would open as intended, or
+    run a check that could never pass."""
+    from pixelwise.engine.checkpoint import CheckpointError
+
+    refused = {
+        "below the network's stride": dict(pipeline=True, imgsz=(0, 0)),
+        "exports are written to .onnx files.*--out .*m\\.onnx \\(or --format openvino": dict(out="m.xml"),
+        "exports are written to .xml files.*--out .*m\\.xml \\(or --format onnx": dict(fmt="openvino", out="m.onnx"),
+        "exports are written to .torchscript files": dict(fmt="torchscript", out="m.pt"),
+        "opset 5.*Fix: use the default --opset 17": dict(opset=5),
+        "--min-agreement 150% is not a share": dict(min_agreement=1.5),
+        "--calib-images 0": dict(int8=True, calib_images=0),
+    }
+    for message, options in refused.items():
+        fmt, out = options.pop("fmt", "onnx"), tmp_path / options.pop("out", "m.onnx")
+        with pytest.raises(ExportError, match=message):
+            export(tiny_run.best, fmt, out, verify_images=1, **options)
+    assert list(tmp_path.iterdir()) == []  # no file, no staging folder left behind
+    with pytest.raises(CheckpointError, match="is an exported model, not a training checkpoint"):
+        export(onnx_model, "onnx")
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_out_naming_a_folder_puts_the_default_name_inside(tiny_run, tmp_path, fmt):
+    (tmp_path / "existing").mkdir()
+    for folder in (tmp_path / "existing", tmp_path / "new_folder"):  # a folder, or a name without suffix
+        res = export(tiny_run.best, fmt, folder, pipeline=True, verify_images=1)
+        assert res.path.parent == folder and res.path.name == f"best_pipeline{'.onnx' if fmt == 'onnx' else '.xml'}"
+        assert RuntimeSegmenter.load(res.path).meta.graph == "pipeline"
+
+
 def test_export_without_real_images_is_refused(tmp_path):
     seg = Segmenter(create_model("fcn", "test_efficientnet", 3), ["a", "b", "c"], [], 255, "cpu")
     (tmp_path / "empty").mkdir()
