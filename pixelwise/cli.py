@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pixelwise.errors import PixelwiseError, one_line
+from pixelwise.errors import ConfigError, PixelwiseError, one_line
 
 
 # Which install extra provides a module a command may need (the core is torch-free).
@@ -84,19 +84,27 @@ VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
+    if a.overlap is not None and a.tile is None:
+        raise ConfigError(f"--overlap {a.overlap} applies to tiled prediction only.",
+                          fix="add --tile SIZE, or drop --overlap")
+    tiling = {} if a.tile is None else {"tile": a.tile, "overlap": a.overlap}
     if Path(a.source).suffix.lower() in VIDEO_EXTS:
         from pixelwise.inference.video import segment_video
         from pixelwise.runtime.batch import load_predictor
 
+        if a.confidence or a.areas:
+            raise ConfigError(f"--confidence and --areas write per-image files; {a.source} is a video.",
+                              fix="drop them for video input (it is written as an overlay video)")
         model = load_predictor(a.model, a.device)
         out = Path(a.out) / f"{Path(a.source).stem}_overlay.mp4"
-        res = segment_video(model, a.source, out, mode="overlay", progress=not a.quiet, flip=a.flip)
+        res = segment_video(model, a.source, out, mode="overlay", progress=not a.quiet, flip=a.flip,
+                            **tiling, **({"scales": a.scales} if a.scales else {}))
         print(f"video written: {res.path} ({res.frames} frames at {res.fps:.1f} fps)")
         return 0
     from pixelwise.runtime.batch import predict
 
     files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet,
-                    tile=a.tile, overlap=a.overlap, scales=a.scales, save_confidence=a.confidence,
+                    **tiling, scales=a.scales, save_confidence=a.confidence,
                     areas_csv="areas.csv" if a.areas else None)
     print(f"{len(files)} files written to {a.out}")
     return 0
@@ -179,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scales", type=_scales, help="multi-scale test-time augmentation, e.g. 0.75,1,1.25")
     r.add_argument("--tile", type=int, help="sliding-window mode with tiles of this size (huge images; "
                                             "memory bounded by the tile)")
-    r.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (with --tile)")
+    r.add_argument("--overlap", type=int, help="tile overlap in pixels (with --tile; default 64, at most half the tile)")
     r.add_argument("--confidence", action="store_true", help="also write <stem>_confidence.png "
                                                              "(max class probability x 255)")
     r.add_argument("--areas", action="store_true", help="also write areas.csv: each image's share of every class")

@@ -28,7 +28,8 @@ def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: 
     if is_exported(model):  # scored through the torch-free runtime: this checks the export itself
         from pixelwise.runtime.evaluate import evaluate_onnx
 
-        metrics = evaluate_onnx(model, data, split=split, flip=flip, max_images=max_images, progress=progress)
+        metrics = evaluate_onnx(model, data, split=split, flip=flip, max_images=max_images, progress=progress,
+                                device=device)
     else:
         from pixelwise.engine.evaluator import evaluate_checkpoint
 

@@ -36,7 +36,7 @@ def _load(model: str, device: str) -> Any:
 
 
 def run(model: str, source: str, out: str, flip: bool = False, progress: bool = False,
-        tile: int | None = None, overlap: int = 64) -> list[str]:
+        tile: int | None = None, overlap: int | None = None) -> list[str]:
     """Predict this rank's shard (``tile``: sliding-window mode for huge images); returns (on
     rank 0) every output path, gathered."""
     import torch
@@ -60,7 +60,7 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     try:
         mine = predict_folder(seg, source, out, files=shard(files, rank, world), progress=progress and rank == 0,
                               flip=flip, skipped_list=None, names_by_file=output_stems(files),
-                              **({"tile": tile, "overlap": overlap} if tile else {}))
+                              **({"tile": tile, "overlap": overlap} if tile is not None else {}))
         skipped: list[tuple[Path, str]] = []
     except UnreadableImagesError as exc:  # the other images were predicted; rank 0 reports them all
         mine, skipped = exc.written, exc.skipped
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/predict")
     p.add_argument("--flip", action="store_true")
     p.add_argument("--tile", type=int, help="sliding-window mode with tiles of this size (huge images)")
-    p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (with --tile)")
+    p.add_argument("--overlap", type=int, help="tile overlap in pixels (with --tile; default 64, at most half the tile)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     try:

@@ -85,11 +85,15 @@ class Segmenter(DrawMixin):
         return out
 
     def predict(self, image: str | Path | np.ndarray, probabilities: bool = False, flip: bool = False,
-                scales: Sequence[float] | None = None, tile: int | None = None, overlap: int = 64,
+                scales: Sequence[float] | None = None, tile: int | None = None, overlap: int | None = None,
                 confidence: bool = False, batch: int = 4) -> Prediction:
         """Label map (and probabilities / confidence when asked) at the image's own size; the same
         API as ``RuntimeSegmenter.predict``: ``scales`` multi-scale TTA, ``tile`` sliding-window
         mode with ``overlap`` (memory bounded by the tile; confidence but no probabilities)."""
+        from pixelwise.runtime.tiling import check_options
+
+        overlap = check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
+                      stride=int(self.model.stride), error=ConfigError)
         src = None
         if not isinstance(image, np.ndarray):
             src = Path(image)
@@ -100,11 +104,9 @@ class Segmenter(DrawMixin):
             raise DatasetError(f"Expected an HxWx3 RGB image, got shape {image.shape}.",
                                fix="pass an RGB uint8 array or an image path")
         image = image[..., :3]
-        if tile:
+        if tile is not None:
             from pixelwise.inference.tiling import tiled_predict
-            from pixelwise.runtime.tiling import refuse_untileable
 
-            refuse_untileable(probabilities, scales, ConfigError)
             conf = np.empty(image.shape[:2], np.float32) if confidence else None
             labels = tiled_predict(self, image, tile, overlap, batch, flip, confidence_out=conf)
             return Prediction(labels, None, src, conf)

@@ -14,8 +14,8 @@ from pixelwise.runtime.predictor import Prediction, RuntimeSegmenter
 __all__ = ["RuntimeSegmenter", "Prediction", "ExportMetadata", "RuntimeModelError", "load", "evaluate_onnx"]
 
 
-def load(path, backend: str = "auto", threads: int | None = None) -> RuntimeSegmenter:
-    return RuntimeSegmenter.load(path, backend, threads)
+def load(path, backend: str = "auto", threads: int | None = None, device: str = "auto") -> RuntimeSegmenter:
+    return RuntimeSegmenter.load(path, backend, threads, device)
 
 
 def evaluate_onnx(path, data=None, split: str = "val", **kw):

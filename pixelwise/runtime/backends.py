@@ -31,6 +31,8 @@ def _threads(threads: int | None) -> int:
 class OrtBackend:
     """ONNX Runtime session; metadata from the model's metadata_props (sidecar as fallback)."""
 
+    runtime = "onnxruntime"
+
     def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None):
         try:
             import onnxruntime as ort
@@ -64,6 +66,8 @@ class OrtBackend:
 
 class OpenVinoBackend:
     """OpenVINO compiled model (reads .xml IR or .onnx); metadata from the sidecar JSON."""
+
+    runtime = "openvino"
 
     def __init__(self, path: str | Path, threads: int | None = None, device: str = "CPU"):
         try:
@@ -137,13 +141,37 @@ def is_exported(model: object) -> bool:
     return isinstance(model, (str, Path)) and Path(model).suffix.lower() in EXPORTED_SUFFIXES
 
 
-def open_backend(path: str | Path, backend: str = "auto", threads: int | None = None) -> Backend:
-    """``auto``: .xml -> OpenVINO, anything else -> ONNX Runtime."""
+def ort_providers(device: str) -> list | None:
+    """ONNX Runtime execution providers for a ``--device`` value (None: CUDA when present, else CPU)."""
+    import onnxruntime as ort
+
+    name = device.lower()
+    if name == "auto":
+        return None
+    if name == "cpu":
+        return ["CPUExecutionProvider"]
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeModelError(f"device '{device}' was asked for but this ONNX Runtime has no CUDA provider.",
+                                    fix="use --device auto or --device cpu (or install onnxruntime-gpu)")
+        options = {"device_id": int(name[5:])} if ":" in name else {}
+        return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+    raise RuntimeModelError(f"Unknown device '{device}' for an exported model.",
+                            fix="use auto, cpu, cuda or cuda:N")
+
+
+def open_backend(path: str | Path, backend: str = "auto", threads: int | None = None,
+                 device: str = "auto") -> Backend:
+    """``auto``: .xml -> OpenVINO, anything else -> ONNX Runtime. ``device``: auto, cpu, cuda[:N]
+    (ONNX Runtime's CUDA provider); OpenVINO runs on the CPU."""
     path = Path(path)
     if backend == "auto":
         backend = "openvino" if path.suffix == ".xml" else "onnxruntime"
     if backend in ("onnxruntime", "ort"):
-        return OrtBackend(path, threads)
+        return OrtBackend(path, threads, ort_providers(device))
     if backend == "openvino":
+        if device.lower() not in ("auto", "cpu"):
+            raise RuntimeModelError(f"device '{device}': pixelwise runs OpenVINO exports on the CPU.", path=path,
+                                    fix="use --device auto or cpu, or export to ONNX for a CUDA GPU")
         return OpenVinoBackend(path, threads)
     raise RuntimeModelError(f"Unknown backend '{backend}'.", fix="use auto, onnxruntime or openvino")

@@ -93,7 +93,7 @@ def load_predictor(model: Any, device: str = "auto") -> Any:
     if is_exported(model):
         from pixelwise.runtime import RuntimeSegmenter
 
-        return RuntimeSegmenter.load(model)
+        return RuntimeSegmenter.load(model, device=device)
     from pixelwise.inference.predictor import Segmenter
     from pixelwise.utils import set_threads
 
@@ -103,7 +103,7 @@ def load_predictor(model: Any, device: str = "auto") -> Any:
 
 def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict", save_labels: bool = True,
             save_color: bool = True, save_overlay: bool = True, flip: bool = False, device: str = "auto",
-            progress: bool = True, tile: int | None = None, overlap: int = 64,
+            progress: bool = True, tile: int | None = None, overlap: int | None = None,
             scales: Sequence[float] | None = None, save_confidence: bool = False,
             areas_csv: str | None = None) -> list[Path]:
     """Predict every image of a file, folder or glob; write ``<stem>_labels.png`` (class ids),
@@ -114,7 +114,7 @@ def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict"
     ``model``: a checkpoint, a predictor, or an exported ``.onnx``/OpenVINO ``.xml`` (then the
     torch-free runtime predicts, and PyTorch is not imported)."""
     kw: dict[str, Any] = {"flip": flip}
-    if tile:
+    if tile is not None:
         kw.update(tile=tile, overlap=overlap)
     if scales:
         kw["scales"] = tuple(scales)

@@ -39,7 +39,8 @@ def confusion_matrix(model: Any, data: Any, split: str = "val", flip: bool = Fal
 
 
 def evaluate_onnx(path: str | Path, data: Any = None, split: str = "val", flip: bool = False,
-                  max_images: int | None = None, backend: str = "auto", progress: bool = False):
+                  max_images: int | None = None, backend: str = "auto", progress: bool = False,
+                  device: str = "auto"):
     """``SegMetrics`` of an exported model (``.onnx`` or OpenVINO ``.xml``) on ``data``'s split.
 
     ``data`` defaults to the dataset recorded in the export's metadata (when it was recorded).
@@ -48,7 +49,7 @@ def evaluate_onnx(path: str | Path, data: Any = None, split: str = "val", flip: 
     from pixelwise.errors import DatasetError
     from pixelwise.runtime.predictor import RuntimeSegmenter
 
-    model = RuntimeSegmenter.load(path, backend=backend)
+    model = RuntimeSegmenter.load(path, backend=backend, device=device)
     if data is None:
         data = model.meta.dataset
         if not data:

@@ -15,7 +15,7 @@ import numpy as np
 from pixelwise.runtime.backends import Backend, open_backend
 from pixelwise.runtime.imageio import ensure_rgb, read_image, resize_image, resize_scores
 from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError
-from pixelwise.runtime.tiling import refuse_untileable, tiled_labels, tiled_labels_lowres
+from pixelwise.runtime.tiling import check_options, tiled_labels, tiled_labels_lowres
 from pixelwise.runtime.visualize import DrawMixin, area_summary
 
 
@@ -78,8 +78,9 @@ class RuntimeSegmenter(DrawMixin):
         self._inv_std = 1.0 / (np.asarray(self.meta.std, np.float32).reshape(1, 3, 1, 1) * 255.0)
 
     @classmethod
-    def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None) -> "RuntimeSegmenter":
-        return cls(open_backend(path, backend, threads), Path(path))
+    def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None,
+             device: str = "auto") -> "RuntimeSegmenter":
+        return cls(open_backend(path, backend, threads, device), Path(path))
 
     @property
     def num_classes(self) -> int:
@@ -165,19 +166,20 @@ class RuntimeSegmenter(DrawMixin):
 
     # ------------------------------------------------------------------ prediction
     def predict(self, image: str | Path | np.ndarray, probabilities: bool = False, flip: bool = False,
-                scales: Sequence[float] | None = None, tile: int | None = None, overlap: int = 64,
+                scales: Sequence[float] | None = None, tile: int | None = None, overlap: int | None = None,
                 confidence: bool = False, batch: int = 4) -> Prediction:
         """Label map (and probabilities / confidence when asked) at the image's own size.
 
         ``tile``: sliding-window mode with ``overlap`` and weighted blending (memory bounded by the
         tile; probabilities are not kept in this mode, confidence is)."""
+        overlap = check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
+                      stride=self.meta.stride, error=RuntimeModelError)
         src = None
         if not isinstance(image, np.ndarray):
             src = Path(image)
             image = read_image(src)
         image = ensure_rgb(image, src or "array")
-        if tile:
-            refuse_untileable(probabilities, scales, RuntimeModelError)
+        if tile is not None:
             if self.lowres_factor and not confidence:  # blend the graph's own stride-level logits
                 labels = tiled_labels_lowres(image, self._lowres_fn(flip), self.num_classes, self.lowres_factor,
                                              self.meta.input_multiple, tile, overlap, batch)

@@ -48,8 +48,33 @@ def blend_window(h: int, w: int, overlap: int) -> np.ndarray:
     return np.outer(ramp(h), ramp(w))
 
 
-def refuse_untileable(probabilities: bool, scales: Sequence[float] | None, error: type[Exception]) -> None:
-    """Both predictors' tiled mode keeps no CxHxW map and runs one scale: refuse what needs them."""
+MAX_SCALE = 4.0  # scale 4 of an 8000x8000 tile is already 1 G pixels
+
+
+DEFAULT_OVERLAP = 64
+
+
+def check_options(*, probabilities: bool, scales: Sequence[float] | None, tile: int | None,
+                  overlap: int | None, stride: int, error: type[Exception]) -> int:
+    """Refuse prediction options that cannot work, before any pixel is computed. Both predictors
+    call it, so a checkpoint and its export refuse the same things in the same words.
+
+    Returns the tile overlap to use: ``overlap``, or when None 64 pixels (at most half the tile)."""
+    for s in scales or ():
+        if not 0 < s <= MAX_SCALE:
+            raise error(f"Test-time scale {s:g} is outside (0, {MAX_SCALE:g}]: the image would be predicted "
+                        f"at {s:g}x its size.", fix="use scales around 1, e.g. 0.75,1,1.25")
+    if tile is None:
+        return 0
+    if overlap is None:
+        overlap = min(DEFAULT_OVERLAP, tile // 2)
+    if tile < stride:
+        raise error(f"Tile size {tile} is below the network's stride ({stride}).",
+                    fix=f"use tiles of at least {stride} pixels (512-1024 is typical), or whole-image mode (tile=None)")
+    if not 0 <= overlap <= tile // 2:
+        raise error(f"Tile overlap {overlap} is outside 0..{tile // 2} (half the tile of {tile}).",
+                    fix="use an overlap of at most half the tile (default: 64, or half a smaller tile)")
+    # Tiled mode keeps no CxHxW map and runs one scale: refuse what needs them.
     if probabilities:
         raise error("probabilities=True is not available in tiled mode "
                     "(a full CxHxW map would defeat the memory bound).",
@@ -57,6 +82,7 @@ def refuse_untileable(probabilities: bool, scales: Sequence[float] | None, error
     if scales:
         raise error("Multi-scale TTA (scales) is not available in tiled mode.",
                     fix="use flip=True, or whole-image mode (tile=None)")
+    return overlap
 
 
 def _slide_band(acc: np.ndarray, wsum: np.ndarray, d: int) -> None:

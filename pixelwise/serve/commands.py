@@ -27,5 +27,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="uploads in progress (queued or running) beyond which new ones get 503 + Retry-After")
     s.add_argument("--threads", type=int, help="threads per inference (ONNX Runtime intra-op)")
     s.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "openvino"])
-    s.add_argument("--log-level", default="info")
+    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"])
     s.set_defaults(func=cmd_serve)

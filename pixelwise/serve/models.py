@@ -13,6 +13,9 @@ def parse_model_arg(text: str) -> tuple[str, Path]:
     """``NAME=PATH`` or ``PATH`` (name = file stem)."""
     if "=" in text and not Path(text).exists():
         name, path = text.split("=", 1)
+        if not name.strip():
+            raise ServeError(f"'{text}' gives the model an empty name.", path=path,
+                             fix="write NAME=PATH with a name (clients pass it as ?model=NAME), or just PATH")
         return name.strip(), Path(path)
     return Path(text).stem, Path(text)
 
@@ -38,7 +41,7 @@ def describe(name: str, model: Any, path: Path | None) -> dict:
     meta = getattr(model, "meta", None)
     return {"name": name, "path": str(path) if path else None, "classes": list(model.names),
             "num_classes": len(model.names), "colors": [list(c) for c in model.colors],
-            "runtime": "onnxruntime/openvino" if meta is not None else "pytorch",
+            "runtime": getattr(getattr(model, "backend", None), "runtime", "pytorch"),
             "graph": getattr(meta, "graph", "pytorch"),
             "arch": getattr(meta, "arch", "") if meta else getattr(model.model, "spec", {}).get("arch", ""),
             "encoder": getattr(meta, "encoder", "") if meta else getattr(model.model, "spec", {}).get("encoder", ""),

@@ -120,6 +120,42 @@ def test_blending_is_exact_for_a_pixelwise_scorer():
         np.testing.assert_allclose(conf, (e / e.sum(0)).max(0), rtol=1e-4)
 
 
+def test_options_that_cannot_work_are_refused_alike_by_both_predictors(pair, tmp_path):
+    """A tile below the stride, an overlap beyond half the tile, a scale that would blow the image
+    up 100x (24 GB resident for one CamVid image, measured): refused before any pixel is computed,
+    with the same words from the checkpoint's predictor and from the export's."""
+    from pixelwise.errors import ConfigError
+
+    seg, rt, images = pair
+    image = read_image(images[0])
+    refused = {"Tile size 0 is below the network's stride": dict(tile=0),
+               "Tile size -5 is below": dict(tile=-5),
+               "Tile size 16 is below": dict(tile=16),
+               "Tile overlap 33 is outside 0..32": dict(tile=64, overlap=33),
+               "Tile overlap -1 is outside": dict(tile=64, overlap=-1),
+               "scale 100 is outside \\(0, 4\\]": dict(scales=(1, 100)),
+               "scale 0 is outside": dict(scales=(0,))}
+    for predictor, error in ((rt, RuntimeModelError), (seg, ConfigError)):
+        for message, options in refused.items():
+            with pytest.raises(error, match=message):
+                predictor.predict(image, **options)
+        # Left to its default, the overlap is 64 pixels or half a smaller tile.
+        assert predictor.predict(image, tile=64).labels.shape == image.shape[:2]
+
+
+def test_cli_refuses_contradictory_options_and_devices_in_one_line(onnx_model, pair, tmp_path):
+    image = str(pair[2][0])
+    cases = {("--overlap", "10"): "--overlap 10 applies to tiled prediction only",
+             ("--device", "cuda"): "no CUDA provider",
+             ("--device", "foo"): "Unknown device 'foo'"}
+    for args, message in cases.items():
+        done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", image, "--model", str(onnx_model),
+                               "--out", str(tmp_path / "out"), "--quiet", *args], capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert RuntimeSegmenter.load(onnx_model, device="cpu").backend.session.get_providers() == ["CPUExecutionProvider"]
+
+
 def test_tiled_memory_is_bounded_by_the_tile(tiny_run, tmp_path):
     """Memory-mapped images of 768 and 1536 rows: numpy's peak does not grow with the image
     (only the tile band is held) and stays far below one whole-image probability map."""

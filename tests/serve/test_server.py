@@ -87,6 +87,7 @@ def test_health_models_and_docs(live):
     assert httpx.get(f"{live}/health").json()["status"] == "ok"
     models = httpx.get(f"{live}/v1/models").json()
     assert models["default"] == "camvid" and models["models"][0]["num_classes"] == 11
+    assert models["models"][0]["runtime"] == "onnxruntime"
     assert httpx.get(f"{live}/docs").status_code == 200
     assert "/v1/segment" in httpx.get(f"{live}/openapi.json").json()["paths"]
 
@@ -304,3 +305,31 @@ def test_non_loopback_requires_a_key_and_bad_paths_are_refused(onnx_model, tmp_p
     build_app([str(onnx_model)], host="0.0.0.0", api_key="k")
     with pytest.raises(ServeError, match="not found"):
         build_app([str(tmp_path / "missing.onnx")])
+
+
+def test_limits_names_and_ports_that_cannot_work_are_refused_in_one_line(onnx_model):
+    """Each of these used to start a server that refused or stalled every request, or print
+    uvicorn's traceback or log line and exit."""
+    import subprocess
+    import sys
+
+    refused = {"--workers 0 is not a positive count": dict(workers=0),
+               "--max-pending 0 is not a positive count": dict(max_pending=0),
+               "--threads 0 is not a positive count": dict(threads=0),
+               "--max-upload-mb 0 would refuse every request": dict(max_upload_mb=0),
+               "--max-megapixels -1 would refuse every request": dict(max_megapixels=-1)}
+    for message, options in refused.items():
+        with pytest.raises(ServeError, match=message):
+            build_app([str(onnx_model)], **options)
+    with pytest.raises(ServeError, match="empty name"):
+        build_app([f"={onnx_model}"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, message in [(["--port", str(port)], f"Cannot listen on 127.0.0.1:{port}"),
+                              (["--port", "70000"], "--port 70000 is not a TCP port")]:
+            done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "serve", str(onnx_model), *args],
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 2 and message in done.stderr, done.stderr
+            assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
