@@ -14,10 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pixelwise.data.io import read_image
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.engine.checkpoint import load_checkpoint, load_model_weights
 from pixelwise.errors import CheckpointError, ConfigError, DatasetError
+from pixelwise.runtime.imageio import ensure_rgb, read_image
 from pixelwise.runtime.predictor import Prediction
 from pixelwise.runtime.visualize import DrawMixin
 from pixelwise.models.fuse import fold_batchnorm
@@ -95,15 +95,10 @@ class Segmenter(DrawMixin):
         overlap = check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
                       stride=int(self.model.stride), error=ConfigError)
         src = None
-        if not isinstance(image, np.ndarray):
+        if not isinstance(image, np.ndarray):  # the runtime's reader: image files and memory-mapped .npy
             src = Path(image)
             image = read_image(src)
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise DatasetError(f"Expected an HxWx3 RGB image, got shape {image.shape}.",
-                               fix="pass an RGB uint8 array or an image path")
-        image = image[..., :3]
+        image = ensure_rgb(image, src or "array")  # the same checks and errors as an export's predictor
         if tile is not None:
             from pixelwise.inference.tiling import tiled_predict
 

@@ -57,6 +57,9 @@ def ensure_rgb(image: np.ndarray, where: str | Path = "array") -> np.ndarray:
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ImageReadError(f"Expected an HxWx3 RGB image, got shape {image.shape}.", path=str(where),
                              fix="pass an RGB uint8 array or an image path")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageReadError(f"The image has no pixels (shape {image.shape}).", path=str(where),
+                             fix="pass an image at least 1 pixel high and wide")
     if image.dtype != np.uint8:
         raise ImageReadError(f"Expected uint8 pixels, got {image.dtype}.", path=str(where),
                              fix="convert the image to 8-bit RGB")

@@ -143,6 +143,27 @@ def test_options_that_cannot_work_are_refused_alike_by_both_predictors(pair, tmp
         assert predictor.predict(image, tile=64).labels.shape == image.shape[:2]
 
 
+def test_both_predictors_take_and_refuse_the_same_arrays(pair, tmp_path):
+    """Same predict API: the PyTorch predictor used to cast float/uint16 arrays to uint8 silently
+    (a [0, 1] float image became black) and crash in a conv on an empty one; .npy files (memory-
+    mapped for huge tiles) were readable by the export's predictor only."""
+    from pixelwise.errors import ImageReadError
+
+    seg, rt, _ = pair
+    np.save(tmp_path / "tile.npy", np.full((40, 50, 3), 90, np.uint8))
+    for predictor in (seg, rt):
+        for bad, message in [(np.random.rand(16, 16, 3), "Expected uint8 pixels, got float64"),
+                             (np.zeros((16, 16, 3), np.uint16), "got uint16"),
+                             (np.zeros((0, 0, 3), np.uint8), "no pixels"),
+                             (np.zeros((10, 0, 3), np.uint8), "no pixels"),
+                             (np.zeros((1, 16, 16, 3), np.uint8), "Expected an HxWx3 RGB image")]:
+            with pytest.raises(ImageReadError, match=message):
+                predictor.predict(bad)
+        assert predictor.predict(tmp_path / "tile.npy").labels.shape == (40, 50)
+        with pytest.raises(ImageReadError, match="not found.*Fix: check the path$"):
+            predictor.predict(tmp_path / "missing.png")
+
+
 def test_cli_refuses_contradictory_options_and_devices_in_one_line(onnx_model, pair, tmp_path):
     image = str(pair[2][0])
     cases = {("--overlap", "10"): "--overlap 10 applies to tiled prediction only",
