@@ -106,7 +106,10 @@ class DatasetSpec:
             raise DatasetError(f"Dataset description not found: {path}.", path=path,
                                fix="pass the path of a dataset YAML (see the README, 'From zero to a model on your own data')")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not a text file, so not a dataset YAML.", path=path,
+                              fix="pass the dataset's .yaml file (or its folder), not an image or archive") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " "), path=path,
                               fix="correct the YAML syntax") from exc

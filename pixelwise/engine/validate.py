@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelwise.engine.metrics import SegMetrics
+from pixelwise.errors import ConfigError
 from pixelwise.runtime.backends import is_exported
 
 
@@ -25,6 +26,9 @@ def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: 
     ``data`` defaults to the dataset the model was trained on (recorded in it).
     """
     t0 = time.time()
+    if max_images is not None and max_images < 1:
+        raise ConfigError(f"--max-images {max_images}: metrics of no image are undefined.",
+                          fix="pass 1 or more, or leave it out to score the whole split")
     if is_exported(model):  # scored through the torch-free runtime: this checks the export itself
         from pixelwise.runtime.evaluate import evaluate_onnx
 

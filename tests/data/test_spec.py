@@ -49,6 +49,12 @@ def test_bad_descriptions_are_explained(tmp_path: Path, raw, match):
     assert "Fix:" in str(err.value) and "d.yaml" in str(err.value)
 
 
+def test_an_image_passed_as_the_description_is_explained(tmp_path: Path):
+    (tmp_path / "street.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" + bytes(range(256)))
+    with pytest.raises(ConfigError, match="street.png is not a text file.*Fix: pass the dataset's .yaml"):
+        DatasetSpec.load(tmp_path / "street.png")
+
+
 def test_missing_split_is_explained(tiny_dataset: Path):
     with pytest.raises(DatasetError, match="no 'test' split"):
         DatasetSpec.load(tiny_dataset).split("test")

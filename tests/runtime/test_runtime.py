@@ -164,6 +164,15 @@ def test_both_predictors_take_and_refuse_the_same_arrays(pair, tmp_path):
             predictor.predict(tmp_path / "missing.png")
 
 
+def test_val_of_no_image_is_refused(onnx_model, tiny_run):
+    from pixelwise.engine.validate import val
+    from pixelwise.errors import ConfigError
+
+    for model in (onnx_model, tiny_run.best):
+        with pytest.raises(ConfigError, match="--max-images 0: metrics of no image are undefined"):
+            val(model, max_images=0)
+
+
 def test_cli_refuses_contradictory_options_and_devices_in_one_line(onnx_model, pair, tmp_path):
     image = str(pair[2][0])
     cases = {("--overlap", "10"): "--overlap 10 applies to tiled prediction only",
