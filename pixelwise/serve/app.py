@@ -36,13 +36,15 @@ class RequestRefused(PixelwiseError):
 
 def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_bytes: int = 20 * 2**20,
                workers: int = 2, paths: dict[str, Path] | None = None, max_pixels: int = 64_000_000,
-               tile_above: int = 2048 * 2048, tile: int = 1024, overlap: int = 128, max_pending: int = 64) -> Any:
+               tile_above: int = 2048 * 2048, tile: int = 1024, overlap: int = 128, max_pending: int = 64,
+               stall_timeout: float = 30.0) -> Any:
     """``models``: name -> object with the Segmenter API (first one is the default).
 
     Images above ``tile_above`` pixels are predicted tile by tile (``tile``, ``overlap``), so a
     request's memory stays bounded: whole-image inference on 4096x4096 took 0.9 GB more, tiled 0.3.
     Beyond ``max_pending`` uploads in progress (queued for the ``workers`` or running), new ones get
-    503 with Retry-After before their bodies are read.
+    503 with Retry-After before their bodies are read. An upload that stalls for ``stall_timeout``
+    seconds gets 408 and frees its place.
     """
     from pixelwise import __version__
 
@@ -139,7 +141,7 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
             return JSONResponse(result, headers=headers)
         return Response(result, media_type="image/png", headers=headers)
 
-    app.add_middleware(BodySizeLimit, limit=max_upload_bytes)
+    app.add_middleware(BodySizeLimit, limit=max_upload_bytes, stall_timeout=stall_timeout)
     app.add_middleware(PendingLimit, limit=max(1, max_pending))  # added last: runs first
     return app
 

@@ -4,6 +4,9 @@
 Content-Length above the limit is refused at once; a chunked body is counted as it arrives and
 refused as soon as it passes the limit. At most ``limit`` bytes are ever buffered.
 
+A body that stops arriving (no chunk for ``stall_timeout`` seconds) gets 408, so a stalled or
+malicious client cannot hold its slot forever.
+
 ``PendingLimit`` answers 503 (with Retry-After) to uploads beyond ``limit`` already in progress,
 before reading their bodies: a burst of clients queues at most ``limit`` bodies in memory.
 """
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import json
 from typing import Any, Awaitable, Callable
+
+import anyio
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -53,9 +58,12 @@ class PendingLimit:
 
 
 class BodySizeLimit:
-    def __init__(self, app: Callable, limit: int):
+    def __init__(self, app: Callable, limit: int, stall_timeout: float = 30.0):
         self.app = app
         self.limit = limit
+        # A client that stops sending mid-upload would hold its pending slot (and buffer) forever:
+        # a few such clients would make PendingLimit refuse everyone. Each chunk must come in time.
+        self.stall_timeout = stall_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
@@ -69,7 +77,13 @@ class BodySizeLimit:
         chunks: list[bytes] = []
         size = 0
         while True:
-            msg = await receive()
+            try:
+                with anyio.fail_after(self.stall_timeout):
+                    msg = await receive()
+            except TimeoutError:
+                await _reply(send, 408, f"Upload stalled: no data for {self.stall_timeout:g} s after {size} bytes. "
+                                        "Fix: retry the request (and check the client's connection)")
+                return
             if msg["type"] == "http.disconnect":
                 return
             body = msg.get("body", b"")

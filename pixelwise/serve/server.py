@@ -61,11 +61,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def build_app(model_args: Sequence[str], api_key: str | None = None, host: str = "127.0.0.1",
               max_upload_mb: float = 20.0, workers: int = 2, threads: int | None = None,
-              backend: str = "auto", max_megapixels: float = 64.0, max_pending: int = 64) -> Any:
+              backend: str = "auto", max_megapixels: float = 64.0, max_pending: int = 64,
+              upload_timeout: float = 30.0) -> Any:
     from pixelwise.serve.app import create_app
 
     check_limits(workers=workers, max_pending=max_pending, threads=threads, max_upload_mb=max_upload_mb,
-                 max_megapixels=max_megapixels)
+                 max_megapixels=max_megapixels, upload_timeout=upload_timeout)
     api_key = api_key or os.environ.get("PIXELWISE_API_KEY") or None
     if not is_loopback(host) and not api_key:
         raise ServeError(f"Refusing to bind to {host} without an API key.",
@@ -81,18 +82,18 @@ def build_app(model_args: Sequence[str], api_key: str | None = None, host: str =
         models[name] = load_model(path, backend, threads)
         paths[name] = path
     return create_app(models, api_key, int(max_upload_mb * 2**20), workers, paths,
-                      int(max_megapixels * 1e6), max_pending=max_pending)
+                      int(max_megapixels * 1e6), max_pending=max_pending, stall_timeout=upload_timeout)
 
 
 def serve(model_args: Sequence[str], host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           max_upload_mb: float = 20.0, workers: int = 2, threads: int | None = None,
           backend: str = "auto", log_level: str = "info", max_megapixels: float = 64.0,
-          max_pending: int = 64) -> None:
+          max_pending: int = 64, upload_timeout: float = 30.0) -> None:
     import uvicorn
 
     sock = listening_socket(host, port)
     app = build_app(model_args, api_key, host, max_upload_mb, workers, threads, backend, max_megapixels,
-                    max_pending)
+                    max_pending, upload_timeout)
     bound = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=bound, log_level=log_level))
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound}"

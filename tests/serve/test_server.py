@@ -333,3 +333,27 @@ def test_limits_names_and_ports_that_cannot_work_are_refused_in_one_line(onnx_mo
                                   capture_output=True, text=True, timeout=120)
             assert done.returncode == 2 and message in done.stderr, done.stderr
             assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_a_stalled_upload_gets_408_and_frees_its_place(onnx_model, image_file):
+    """A client that stops sending mid-body used to hold a pending slot forever: with
+    --max-pending 1 one such client locked everyone else out (503) until it disconnected."""
+    app = build_app([str(onnx_model)], max_pending=1, upload_timeout=1.0)
+    with LiveServer(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as stalled:
+            stalled.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                            b"Content-Length: 100000\r\n\r\n--b\r\n")  # then nothing
+            stalled.settimeout(10)
+            t = time.perf_counter()
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = stalled.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408") and 0.9 < time.perf_counter() - t < 5
+        r = httpx.post(f"{url}/v1/segment", files={"file": ("a.jpg", image_file.read_bytes(), "image/jpeg")})
+        assert r.status_code == 200  # the place is free again
+    with pytest.raises(ServeError, match="--upload-timeout 0 would refuse every request"):
+        build_app([str(onnx_model)], upload_timeout=0)
