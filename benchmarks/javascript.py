@@ -4,7 +4,8 @@ on the same file, same images, same threads, in alternating rounds.
 
     python benchmarks/javascript.py [--checkpoint runs/x/best.pt] [--rounds 3]
 
-Needs node and npm (the example's locked dependencies are installed into a temporary folder).
+Needs node and npm (the example's locked dependencies are installed into a temporary folder);
+with Chromium installed, a headless page runs the WebAssembly build too.
 Without --checkpoint the model has untrained weights with trained-like BatchNorm terms (speed
 only; the label map's tail costs a little more on a trained model's boundaries).
 """
@@ -58,10 +59,93 @@ console.log(JSON.stringify({ median_ms: times[times.length >> 1] }));
 """
 
 
+# The same loop in a page, for headless Chromium: frames and model fetched from a loopback server
+# that makes the page cross-origin isolated (so WebAssembly gets its threads, as in Node).
+BENCH_PAGE = r"""<!doctype html><meta charset="utf-8">
+<script type="importmap">{"imports": {"onnxruntime-web": "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs"}}</script>
+<script type="module">
+import * as ort from "onnxruntime-web";
+const q = new URLSearchParams(location.search);
+const [n, h, w, runs, threads] = ["n", "h", "w", "runs", "threads"].map((k) => Number(q.get(k)));
+ort.env.wasm.numThreads = threads;
+const session = await ort.InferenceSession.create(new Uint8Array(await (await fetch(q.get("model"))).arrayBuffer()));
+const bytes = new Uint8Array(await (await fetch("images.raw")).arrayBuffer());
+const size = h * w * 3;
+const frames = [...Array(n).keys()].map((i) => new ort.Tensor("uint8", bytes.subarray(i * size, (i + 1) * size), [h, w, 3]));
+const labels = new Uint8Array(n * h * w);
+for (let i = 0; i < n; i++) labels.set((await session.run({ image: frames[i] }, ["labels"])).labels.data, i * h * w);
+for (let i = 0; i < 5; i++) await session.run({ image: frames[i % n] }, ["labels"]);
+const times = [];
+for (let i = 0; i < runs; i++) {
+  const t = performance.now();
+  await session.run({ image: frames[i % n] }, ["labels"]);
+  times.push(performance.now() - t);
+}
+times.sort((a, b) => a - b);
+await fetch("/labels", { method: "POST", body: labels });
+await fetch("/report", { method: "POST", body: JSON.stringify({ median_ms: times[times.length >> 1],
+  threads: ort.env.wasm.numThreads, isolated: crossOriginIsolated }) });
+</script>
+"""
+
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+
+
+def chromium_rows(js: Path, model: Path, images: np.ndarray, runs: int, threads: int) -> tuple[float, np.ndarray, str]:
+    """Median ms per call in headless Chromium (same loop as bench.mjs), its labels, its version."""
+    import functools
+    import http.server
+    import queue
+    import threading
+
+    got: queue.Queue = queue.Queue()
+
+    class Site(http.server.SimpleHTTPRequestHandler):
+        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                          ".mjs": "text/javascript", ".wasm": "application/wasm"}
+
+        def end_headers(self) -> None:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+            super().end_headers()
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+            got.put((self.path, body))
+
+        def log_message(self, *args) -> None:
+            pass
+
+    shutil.copy(model, js / model.name)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Site, directory=str(js)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    n, h, w = images.shape[:3]
+    url = (f"http://127.0.0.1:{server.server_address[1]}/bench.html?model={model.name}&n={n}&h={h}&w={w}"
+           f"&runs={runs}&threads={threads}")
+    browser = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                                f"--user-data-dir={js / 'chromium-profile'}", url],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        posts = dict(got.get(timeout=600) for _ in range(2))
+    finally:
+        browser.kill()
+        browser.wait()
+        server.shutdown()
+        server.server_close()
+    report = json.loads(posts["/report"])
+    assert report["isolated"] and report["threads"] == threads, report
+    version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.split()[1]
+    return report["median_ms"], np.frombuffer(posts["/labels"], np.uint8).reshape(n, h, w), version
+
+
 def install_example(where: Path) -> Path:
     for name in ("package.json", "package-lock.json"):
         shutil.copy(EXAMPLE / name, where / name)
     (where / "bench.mjs").write_text(BENCH_MJS)
+    (where / "bench.html").write_text(BENCH_PAGE)
     subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=where, check=True,
                    capture_output=True)
     return where
@@ -90,7 +174,9 @@ def node_rows(js: Path, backend: str, model: Path, raw: Path, images: np.ndarray
     out = js / f"labels_{backend}.raw"
     n, h, w = images.shape[:3]
     done = subprocess.run(["node", str(js / "bench.mjs"), backend, str(model), str(raw), str(n), str(h), str(w),
-                           str(runs), str(threads), str(out)], capture_output=True, text=True, check=True)
+                           str(runs), str(threads), str(out)], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"node {backend} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])["median_ms"], np.fromfile(out, np.uint8).reshape(n, h, w)
 
 
@@ -136,12 +222,20 @@ def main() -> int:
                     ms, labels = node_rows(js, backend, model, raw, images, runs, THREADS)
                     times.setdefault((prec, backend), []).append(ms)
                     agree[(prec, backend)] = float((labels == ref).mean())
+                if CHROMIUM:
+                    shutil.copy(raw, js / "images.raw")
+                    ms, labels, chromium = chromium_rows(js, model, images, max(4, a.runs // 4), THREADS)
+                    times.setdefault((prec, "chromium"), []).append(ms)
+                    agree[(prec, "chromium")] = float((labels == ref).mean())
         import onnxruntime
 
         versions = {"python": f"onnxruntime {onnxruntime.__version__} (Python)"}
         lock = json.loads((EXAMPLE / "package-lock.json").read_text())["packages"]
         versions["node"] = f"onnxruntime-node {lock['node_modules/onnxruntime-node']['version']}"
         versions["web"] = f"onnxruntime-web {lock['node_modules/onnxruntime-web']['version']} (WebAssembly, in Node)"
+        if CHROMIUM:
+            versions["chromium"] = (f"onnxruntime-web {lock['node_modules/onnxruntime-web']['version']} "
+                                    f"(WebAssembly, headless Chromium {chromium})")
         node_version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -171,10 +265,12 @@ def write_markdown(res: dict, path: Path) -> None:
              *table(["precision", "runtime", "ms / image", "x Python's time", "labels equal to Python's"],
                     [(r["precision"], r["runtime"], r["ms"], r["vs_python"], f"{r['label_agreement'] * 100:.3f}%")
                      for r in res["rows"]], "llrrr"), "",
-             "The Node rows run `session.run` on the same decoded frames as the Python rows (decoding is "
-             "not timed in either); `examples/javascript/segment.mjs` is the end-to-end example. The "
-             "WebAssembly build is what `onnxruntime-web` runs in a browser page (with threads only where "
-             "the page is cross-origin isolated); in Node it runs the same wasm kernels."]
+             "The Node and Chromium rows run `session.run` on the same decoded frames as the Python rows "
+             "(decoding is not timed in any); `examples/javascript/segment.mjs` (Node) and "
+             "`examples/javascript/browser/` (a page) are the end-to-end examples. The WebAssembly build is "
+             "what `onnxruntime-web` runs in a browser page, with threads only where the page is "
+             "cross-origin isolated: the Chromium rows are served so (COOP/COEP headers, checked in the "
+             "page); in Node it runs the same wasm kernels."]
     write_lines(path, lines)
 
 

@@ -135,6 +135,16 @@ then; 63% of the graph's time), depthwise 23-63, the stride-2 expansion 61. The 
 plain MatMul run at 120-167 in ONNX Runtime and 64-198 in torch.mm: the pointwise kernels are
 close to what these runtimes do on such small matrices, and the depthwise ones are what keeps
 the graph under 60% of the GEMM rate.
+Seventh session (2026-12-03, same VM type, slower and noisier still: GEMM 196-224 GFLOP/s, and
+the same Python fp32 timing moved from 52 to 92 ms between rounds of one run, so only rows of one
+round compare). The JavaScript section was re-run with a new row: the browser page's runtime,
+onnxruntime-web in headless Chromium 156 served cross-origin isolated (two WebAssembly threads,
+checked in the page), timed by the same loop as the Node rows. It takes about what the same wasm
+build takes in Node (229-256 ms fp32 and 328-489 ms int8 per 384x480 image against 262-461 and
+358-439 in Node, round by round), with label maps equal to Python's on 100% (int8) and 99.999%
+(fp32) of pixels. In a browser the fp32 export is the faster one: WebAssembly has no int8 dot
+product as fast as the native VNNI/AMX kernels, so the int8 graph's quantise/dequantise steps
+cost more than they save.
 No GPU was lent to this task, so the GPU figures the issues ask for are not here.
 """
 

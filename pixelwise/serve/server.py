@@ -91,9 +91,13 @@ def serve(model_args: Sequence[str], host: str = "127.0.0.1", port: int = 8000, 
           max_pending: int = 64, upload_timeout: float = 30.0) -> None:
     import uvicorn
 
-    sock = listening_socket(host, port)
-    app = build_app(model_args, api_key, host, max_upload_mb, workers, threads, backend, max_megapixels,
-                    max_pending, upload_timeout)
+    sock = listening_socket(host, port)  # before loading models: a taken port fails in a second
+    try:
+        app = build_app(model_args, api_key, host, max_upload_mb, workers, threads, backend, max_megapixels,
+                        max_pending, upload_timeout)
+    except BaseException:
+        sock.close()
+        raise
     bound = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=bound, log_level=log_level))
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
