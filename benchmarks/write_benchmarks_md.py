@@ -142,9 +142,9 @@ onnxruntime-web in headless Chromium 156 served cross-origin isolated (two WebAs
 checked in the page), timed by the same loop as the Node rows. It takes about what the same wasm
 build takes in Node (229-256 ms fp32 and 328-489 ms int8 per 384x480 image against 262-461 and
 358-439 in Node, round by round), with label maps equal to Python's on 100% (int8) and 99.999%
-(fp32) of pixels. In a browser the fp32 export is the faster one: WebAssembly has no int8 dot
-product as fast as the native VNNI/AMX kernels, so the int8 graph's quantise/dequantise steps
-cost more than they save.
+(fp32) of pixels. In a browser the fp32 export is the faster one: WebAssembly SIMD has no int8 dot
+product as fast as the native VNNI/AMX kernels (presumably why: the int8 graph's
+quantise/dequantise steps then cost more than they save). The browser example's README says so.
 No GPU was lent to this task, so the GPU figures the issues ask for are not here.
 """
 
