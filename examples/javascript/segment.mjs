@@ -61,6 +61,7 @@ function decodeImage(file) {
     const png = PNG.sync.read(bytes, { skipRescale: true });
     ({ width, height, data } = png);
     if (png.depth === 16) data = scale16(png);
+    else if (png.depth < 8 && png.colorType === 0) data = scaleLowBitGrey(png);
   } else if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
     ({ width, height, data } = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 4096 }));
     channels = 3;
@@ -87,6 +88,18 @@ function scale16(png) {
   }
   const out = new Uint8Array(png.data.length);
   for (let i = 0; i < png.data.length; i++) out[i] = Math.min(255, Math.floor((png.data[i] / hi) * 255));
+  return out;
+}
+
+function scaleLowBitGrey(png) {
+  // skipRescale (kept for 16-bit samples) also leaves 1-, 2- and 4-bit grey samples unscaled
+  // (0..1, 0..3, 0..15): stretch them to 0..255 as every decoder does.
+  const factor = 255 / ((1 << png.depth) - 1);
+  const out = new Uint8Array(png.data.length);
+  for (let i = 0; i < png.data.length; i += 4) {
+    out[i] = out[i + 1] = out[i + 2] = Math.round(png.data[i] * factor);
+    out[i + 3] = 255;
+  }
   return out;
 }
 

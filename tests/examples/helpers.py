@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import shutil
+import struct
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "javascript"
 NODE, NPM = shutil.which("node"), shutil.which("npm")
@@ -14,3 +18,21 @@ def val_images(tiny_run) -> list[Path]:
 
     record = Segmenter.load(tiny_run.best, device="cpu").dataset_record()
     return sorted(Path(record["val"]["images"]).glob("*.jpg"))
+
+
+def grey_png(values: np.ndarray, depth: int) -> bytes:
+    """A greyscale PNG at 1, 2 or 4 bits per sample (Pillow writes only 1-bit grey itself)."""
+    per_byte = 8 // depth
+    h, w = values.shape
+    padded = np.zeros((h, -(-w // per_byte) * per_byte), np.uint8)
+    padded[:, :w] = values
+    groups = padded.reshape(h, -1, per_byte).astype(np.uint16)
+    shifts = np.arange(per_byte - 1, -1, -1) * depth
+    rows = (groups << shifts).sum(-1).astype(np.uint8)
+    raw = b"".join(b"\0" + row.tobytes() for row in rows)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))

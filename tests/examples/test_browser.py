@@ -24,7 +24,7 @@ from PIL import Image
 
 from pixelwise.runtime import RuntimeSegmenter
 from pixelwise.runtime.imageio import read_image
-from tests.examples.helpers import NODE, NPM, val_images
+from tests.examples.helpers import NODE, NPM, grey_png, val_images
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 pytestmark = pytest.mark.skipif(not (NODE and NPM and CHROMIUM),
@@ -100,8 +100,10 @@ def test_label_maps_match_the_python_runtime(js_example, pipeline_model, tiny_ru
     rgb = read_image(vals[0])
     Image.fromarray(rgb[3:, 5:]).save(tmp_path / "odd_size.png")  # not a multiple of the stride
     Image.fromarray(rgb.mean(-1).astype(np.uint8)).save(tmp_path / "grey.png")
+    Image.fromarray(rgb.mean(-1) > 100).save(tmp_path / "bilevel.png")
+    (tmp_path / "grey4bit.png").write_bytes(grey_png((rgb.mean(-1) / 16).astype(np.uint8), 4))
     shutil.copy(vals[1], tmp_path / "photo.jpg")
-    files = [tmp_path / "odd_size.png", tmp_path / "grey.png", tmp_path / "photo.jpg"]
+    files = [tmp_path / n for n in ("odd_size.png", "grey.png", "bilevel.png", "grey4bit.png", "photo.jpg")]
     model, *images = served(js_example, pipeline_model, *files)
     report = run_page(js_example, model, images, isolated=isolated)
     assert "error" not in report, report

@@ -19,7 +19,7 @@ from PIL import Image
 from pixelwise.runtime import RuntimeSegmenter
 from pixelwise.runtime.imageio import read_image
 
-from tests.examples.helpers import NODE, NPM, val_images
+from tests.examples.helpers import NODE, NPM, grey_png, val_images
 
 pytestmark = pytest.mark.skipif(not (NODE and NPM), reason="node and npm are not installed")
 
@@ -40,6 +40,11 @@ def test_label_maps_match_the_python_runtime(js_example, pipeline_model, tiny_ru
     Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 90, np.uint8)])).save(inputs / "rgba.png")
     Image.fromarray(rgb.mean(-1).astype(np.uint8)).save(inputs / "grey.png")
     Image.fromarray((rgb.mean(-1) * 12).astype(np.uint16)).save(inputs / "grey16.png")  # 12-bit scan
+    # Low bit depths (scanned documents, masks): pngjs leaves these samples unscaled (0..1, 0..15).
+    Image.fromarray(rgb.mean(-1) > 100).save(inputs / "bilevel.png")
+    for depth in (2, 4):
+        (inputs / f"grey{depth}bit.png").write_bytes(grey_png((rgb.mean(-1) / 256 * 2**depth).astype(np.uint8), depth))
+        assert Image.open(inputs / f"grey{depth}bit.png").size == rgb.shape[1::-1]
     shutil.copy(vals[1], inputs / "photo.jpg")
     files = sorted(inputs.iterdir())
     done = run_example(js_example, str(pipeline_model), *map(str, files), "--out", str(tmp_path / "out"),
