@@ -36,7 +36,8 @@ std::string read_file(const std::string& path) {
     return s.str();
 }
 
-// A binary PPM (P6, maxval 255): "P6 <w> <h> 255\n" then w*h*3 bytes; '#' comments allowed.
+// A binary PPM (P6) or PGM (P5, grey: repeated over R, G and B as pixelwise's Python runtime does),
+// maxval 255: "P6 <w> <h> 255\n" then w*h*3 bytes (P5: w*h); '#' comments allowed.
 Image read_ppm(const std::string& path) {
     const std::string data = read_file(path);
     size_t pos = 0;
@@ -54,20 +55,29 @@ Image read_ppm(const std::string& path) {
         return data.substr(start, pos - start);
     };
     Image im;
+    std::string magic;
     try {
-        if (token() != "P6") throw std::runtime_error("");
+        magic = token();
+        if (magic != "P6" && magic != "P5") throw std::runtime_error("");
         im.width = std::stoul(token());
         im.height = std::stoul(token());
         if (token() != "255") throw std::runtime_error("");
     } catch (const std::exception&) {
-        throw std::runtime_error(path + ": not an 8-bit binary PPM (P6); convert it, e.g. with "
+        throw std::runtime_error(path + ": not an 8-bit binary PPM (P6) or PGM (P5); convert it, e.g. with "
                                  "'python -c \"from PIL import Image; Image.open(\\\"in.jpg\\\").convert(\\\"RGB\\\").save(\\\"in.ppm\\\")\"'");
     }
     ++pos;  // the single whitespace byte after maxval
-    const size_t size = im.width * im.height * 3;
-    if (im.width == 0 || im.height == 0 || data.size() - pos < size)
-        throw std::runtime_error(path + ": truncated PPM (fewer pixels than its header declares); re-export it");
-    im.rgb.assign(data.begin() + static_cast<long>(pos), data.begin() + static_cast<long>(pos + size));
+    const size_t channels = magic == "P6" ? 3 : 1;
+    const size_t size = im.width * im.height * channels;
+    if (im.width == 0 || im.height == 0 || pos > data.size() || data.size() - pos < size)
+        throw std::runtime_error(path + ": truncated " + (channels == 3 ? "PPM" : "PGM") +
+                                 " (fewer pixels than its header declares); re-export it");
+    if (channels == 3) {
+        im.rgb.assign(data.begin() + static_cast<long>(pos), data.begin() + static_cast<long>(pos + size));
+    } else {
+        im.rgb.resize(size * 3);
+        for (size_t i = 0; i < size; ++i) im.rgb[3 * i] = im.rgb[3 * i + 1] = im.rgb[3 * i + 2] = data[pos + i];
+    }
     return im;
 }
 

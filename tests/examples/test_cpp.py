@@ -64,6 +64,12 @@ def test_label_maps_match_the_python_runtime(segment_exe, tiny_run, tmp_path, fm
         assert [c["name"] for c in report["classes"]] == runtime.names
         assert [c["pixels"] for c in report["classes"]] == np.bincount(labels.ravel(),
                                                                       minlength=len(runtime.names)).tolist()
+    grey = read_image(val_images(tiny_run)[0]).mean(-1).astype(np.uint8)  # a grey scan, as binary PGM (P5)
+    Image.fromarray(grey).save(tmp_path / "scan.pgm")
+    done = run_example(segment_exe, str(model), str(tmp_path / "scan.pgm"), str(tmp_path / "scan_labels.pgm"))
+    assert done.returncode == 0, done.stderr
+    ref = runtime.predict(tmp_path / "scan.pgm").labels
+    assert (np.asarray(Image.open(tmp_path / "scan_labels.pgm")) == ref).mean() >= 0.999
     assert not list(tmp_path.glob("*.partial"))
 
 
@@ -77,7 +83,7 @@ def test_bad_inputs_fail_in_one_line(segment_exe, onnx_model, tiny_run, tmp_path
     bare = tmp_path / "bare.onnx"
     shutil.copy(pipe, bare)  # no sidecar
     cases = [((str(onnx_model), str(good)), "--pipeline"), ((str(pipe), str(truncated)), "truncated PPM"),
-             ((str(pipe), str(val_images(tiny_run)[0])), "not an 8-bit binary PPM"),
+             ((str(pipe), str(val_images(tiny_run)[0])), "not an 8-bit binary PPM (P6) or PGM (P5)"),
              ((str(pipe), str(tmp_path / "missing.ppm")), "missing.ppm: cannot open"),
              ((str(bare), str(good)), "bare.onnx.json: metadata not found")]
     for (model, image), message in cases:
