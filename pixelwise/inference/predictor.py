@@ -93,7 +93,7 @@ class Segmenter(DrawMixin):
         from pixelwise.runtime.tiling import check_options
 
         overlap = check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
-                      stride=int(self.model.stride), error=ConfigError)
+                                stride=int(self.model.stride), error=ConfigError)
         src = None
         if not isinstance(image, np.ndarray):  # the runtime's reader: image files and memory-mapped .npy
             src = Path(image)

@@ -173,7 +173,7 @@ class RuntimeSegmenter(DrawMixin):
         ``tile``: sliding-window mode with ``overlap`` and weighted blending (memory bounded by the
         tile; probabilities are not kept in this mode, confidence is)."""
         overlap = check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
-                      stride=self.meta.stride, error=RuntimeModelError)
+                                stride=self.meta.stride, error=RuntimeModelError)
         src = None
         if not isinstance(image, np.ndarray):
             src = Path(image)
