@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -148,3 +149,42 @@ def test_bad_files_are_reported_and_the_rest_still_segmented(js_example, pipelin
     bare_url, = served(js_example, bare)
     report = run_page(js_example, bare_url, images[1:2])
     assert f"{bare_url}.json: HTTP 404" in report["error"]
+
+
+def test_the_form_works_as_a_user_drives_it(js_example, pipeline_model, onnx_model, tiny_run, tmp_path):
+    """File pickers and the opacity slider, through playwright-core (a locked dev dependency of the
+    example): wrong files are refused on the page, then the overlay at full opacity is exactly the
+    label map in the export's colours, and the table's counts are the Python runtime's."""
+    shutil.copy(Path(__file__).with_name("browser_ui.mjs"), js_example / "browser_ui.mjs")
+    image = val_images(tiny_run)[0]
+    model, logits = (tmp_path / "pipe.onnx"), (tmp_path / "logits.onnx")
+    for src, dst in ((pipeline_model, model), (onnx_model, logits)):
+        shutil.copy(src, dst)
+        shutil.copy(f"{src}.json", f"{dst}.json")
+    reports: queue.Queue = queue.Queue()
+    handler = type("Site", (_Site,), {"reports": reports, "isolated": True})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(js_example)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = subprocess.run([NODE, str(js_example / "browser_ui.mjs"), CHROMIUM,
+                               f"http://127.0.0.1:{server.server_address[1]}/browser/index.html", str(model),
+                               f"{model}.json", str(image), str(logits)], capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = json.loads(done.stdout.strip().splitlines()[-1])
+    assert page["imageDisabledAtFirst"] and page["imageEnabled"]
+    assert page["onlyOnnx"]["error"] and ".json" in page["onlyOnnx"]["text"]
+    assert page["logits"]["error"] and "--pipeline" in page["logits"]["text"]
+    assert not page["ready"]["error"] and "11 classes" in page["ready"]["text"]
+    assert not page["segmented"]["error"] and image.name in page["segmented"]["text"]
+    runtime = RuntimeSegmenter.load(pipeline_model, threads=2)
+    ref = runtime.predict(read_image(image)).labels
+    canvas = np.frombuffer(base64.b64decode(page["canvas"]["rgba"]), np.uint8).reshape(*ref.shape, 4)
+    expected = np.asarray(runtime.meta.colors, np.uint8)[ref]
+    assert (canvas[..., :3] == expected).all(-1).mean() >= 0.999
+    counts = np.bincount(ref.ravel(), minlength=len(runtime.names))
+    shown = {name: int(re.sub(r"\D", "", pixels)) for name, pixels, _ in page["table"]}  # "12,345" in en-US
+    assert sum(shown.values()) == ref.size
+    assert sum(abs(shown.get(n, 0) - int(c)) for n, c in zip(runtime.names, counts)) <= 0.001 * ref.size
