@@ -186,9 +186,8 @@ class RuntimeSegmenter(DrawMixin):
                 return Prediction(labels, None, src, None)
             conf = np.empty(image.shape[:2], np.float32) if confidence else None
             fn = self._tta_fn(flip)
-            labels = tiled_labels(image, fn, self.num_classes, tile, overlap, batch, confidence_out=conf)
-            if self.is_pipeline and conf is not None:
-                conf = None  # scores were probabilities already; softmax of them is meaningless
+            labels = tiled_labels(image, fn, self.num_classes, tile, overlap, batch, confidence_out=conf,
+                                  probabilities=self.is_pipeline)
             return Prediction(labels, None, src, conf)
         if not (probabilities or confidence or flip or scales) and self.has_labels_output:
             return Prediction(self.labels(image[None])[0], None, src, None)

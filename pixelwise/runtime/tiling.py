@@ -106,11 +106,13 @@ def _add_tiles(acc: np.ndarray, wsum: np.ndarray, xs: list[int], scores: np.ndar
 
 def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: int = 512,
                  overlap: int = 64, batch: int = 4, out: np.ndarray | None = None,
-                 confidence_out: np.ndarray | None = None, progress: Callable[[int], None] | None = None
-                 ) -> np.ndarray:
+                 confidence_out: np.ndarray | None = None, progress: Callable[[int], None] | None = None,
+                 probabilities: bool = False) -> np.ndarray:
     """Label map (HxW uint8) of ``image`` (HxWx3 uint8, may be a memmap) computed tile by tile.
 
-    ``confidence_out`` (HxW float32, optional) receives the blended max softmax probability.
+    ``confidence_out`` (HxW float32, optional) receives the blended max softmax probability;
+    ``probabilities``: ``score_fn`` gives probabilities already (pipeline exports), so the
+    confidence is the blended probabilities' maximum.
     """
     H, W = image.shape[:2]
     th, tw = min(tile, H), min(tile, W)
@@ -129,7 +131,9 @@ def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: i
             r1 = min(r + chunk, n_rows)
             scores = acc[:, r:r1] / wsum[None, r:r1]
             out[band_top + r:band_top + r1] = scores.argmax(0)
-            if confidence_out is not None:
+            if confidence_out is not None and probabilities:
+                confidence_out[band_top + r:band_top + r1] = scores.max(0)
+            elif confidence_out is not None:
                 e = np.exp(scores - scores.max(0, keepdims=True))
                 confidence_out[band_top + r:band_top + r1] = 1.0 / e.sum(0)
 

@@ -99,6 +99,22 @@ def test_tiled_equals_whole_image(pair):
         rt.predict(image, tile=64, probabilities=True)
 
 
+def test_tiled_confidence_of_a_pipeline_export(pair, tiny_run, tmp_path):
+    """A pipeline export's scores are probabilities already: its tiled confidence used to be
+    dropped (None, silently); it is now their blended maximum, exact for one tile."""
+    from pixelwise.export import export
+
+    _, rt, images = pair
+    pipe = RuntimeSegmenter.load(export(tiny_run.best, "onnx", tmp_path / "p.onnx", pipeline=True,
+                                        verify_images=1).path)
+    image = read_image(images[0])
+    whole = pipe.predict(image, confidence=True).confidence
+    np.testing.assert_allclose(pipe.predict(image, tile=4096, confidence=True).confidence, whole, atol=1e-6)
+    np.testing.assert_allclose(whole, rt.predict(image, confidence=True).confidence, atol=1e-4)
+    tiled = pipe.predict(image, tile=112, overlap=48, confidence=True).confidence
+    assert tiled.shape == whole.shape and 0 < tiled.min() and tiled.max() <= 1 + 1e-6
+
+
 def test_blending_is_exact_for_a_pixelwise_scorer():
     """With scores that depend only on each pixel, any tiling must reproduce the whole image:
     this isolates the window/overlap/band bookkeeping from the model's context."""
