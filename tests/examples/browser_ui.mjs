@@ -1,9 +1,9 @@
 // Drives the browser example's form as a user does (file pickers, slider) in headless Chromium
 // through playwright-core, and prints what the page shows as one JSON line.
-//   node browser_ui.mjs CHROMIUM URL MODEL.onnx MODEL.onnx.json IMAGE LOGITS.onnx
+//   node browser_ui.mjs CHROMIUM URL MODEL.onnx MODEL.onnx.json IMAGE LOGITS.onnx SAVE_DIR
 import { chromium } from "playwright-core";
 
-const [executablePath, url, model, sidecar, image, logits] = process.argv.slice(2);
+const [executablePath, url, model, sidecar, image, logits, saveDir] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath,
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
@@ -16,7 +16,7 @@ const waitStatus = (page, pattern) =>
   page.waitForFunction((p) => new RegExp(p).test(document.querySelector("#status").textContent), pattern,
                        { timeout: 120000 });
 try {
-  const page = await browser.newPage();
+  const page = await browser.newPage({ acceptDownloads: true });
   await page.goto(url);
   const out = { imageDisabledAtFirst: await page.isDisabled("#image-file") };
 
@@ -45,6 +45,12 @@ try {
   });
   out.table = await page.$$eval("#areas tr", (rows) =>
     rows.slice(1).map((r) => [...r.querySelectorAll("td")].slice(1).map((td) => td.textContent)));
+  out.saved = [];
+  for (const id of ["save-overlay", "save-color", "save-areas"]) { // what the user's browser would save
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click(`#${id}`)]);
+    await download.saveAs(`${saveDir}/${download.suggestedFilename()}`);
+    out.saved.push(download.suggestedFilename());
+  }
   console.log(JSON.stringify(out));
 } finally {
   await browser.close();

@@ -152,9 +152,10 @@ def test_bad_files_are_reported_and_the_rest_still_segmented(js_example, pipelin
 
 
 def test_the_form_works_as_a_user_drives_it(js_example, pipeline_model, onnx_model, tiny_run, tmp_path):
-    """File pickers and the opacity slider, through playwright-core (a locked dev dependency of the
-    example): wrong files are refused on the page, then the overlay at full opacity is exactly the
-    label map in the export's colours, and the table's counts are the Python runtime's."""
+    """File pickers, the opacity slider and the save links, through playwright-core (a locked dev
+    dependency of the example): wrong files are refused on the page, then the overlay at full
+    opacity is the label map in the export's colours, the table's counts are the Python
+    runtime's, and the saved files are what the page shows."""
     shutil.copy(Path(__file__).with_name("browser_ui.mjs"), js_example / "browser_ui.mjs")
     image = val_images(tiny_run)[0]
     model, logits = (tmp_path / "pipe.onnx"), (tmp_path / "logits.onnx")
@@ -168,7 +169,8 @@ def test_the_form_works_as_a_user_drives_it(js_example, pipeline_model, onnx_mod
     try:
         done = subprocess.run([NODE, str(js_example / "browser_ui.mjs"), CHROMIUM,
                                f"http://127.0.0.1:{server.server_address[1]}/browser/index.html", str(model),
-                               f"{model}.json", str(image), str(logits)], capture_output=True, text=True, timeout=300)
+                               f"{model}.json", str(image), str(logits), str(tmp_path)], capture_output=True,
+                              text=True, timeout=300)
     finally:
         server.shutdown()
         server.server_close()
@@ -188,3 +190,13 @@ def test_the_form_works_as_a_user_drives_it(js_example, pipeline_model, onnx_mod
     shown = {name: int(re.sub(r"\D", "", pixels)) for name, pixels, _ in page["table"]}  # "12,345" in en-US
     assert sum(shown.values()) == ref.size
     assert sum(abs(shown.get(n, 0) - int(c)) for n, c in zip(runtime.names, counts)) <= 0.001 * ref.size
+    # The three downloads, named after the image: the overlay as shown (opacity 1: the colours),
+    # the colour map, and the class areas.
+    stem = image.stem
+    assert page["saved"] == [f"{stem}_overlay.png", f"{stem}_color.png", f"{stem}_areas.json"]
+    for name in page["saved"][:2]:
+        saved = np.asarray(Image.open(tmp_path / name).convert("RGB"))
+        assert (saved == expected).all(-1).mean() >= 0.999, name
+    areas = json.loads((tmp_path / f"{stem}_areas.json").read_text())
+    assert (areas["width"], areas["height"]) == (ref.shape[1], ref.shape[0])
+    assert sum(c["pixels"] for c in areas["classes"]) == ref.size

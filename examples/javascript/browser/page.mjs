@@ -80,12 +80,35 @@ function tabulate(result) {
   }
 }
 
+// Links to save what the page shows. The colour map and the areas are made once per image (their
+// object URLs released at the next one); the overlay is read from the canvas when clicked, so it
+// has the opacity the user chose.
+let saved = [];
+async function offerDownloads(name, result) {
+  saved.forEach((url) => URL.revokeObjectURL(url));
+  const stem = name.split("/").pop().replace(/\.[^.]*$/, "");
+  const canvas = new OffscreenCanvas(result.width, result.height);
+  canvas.getContext("2d").putImageData(new ImageData(colorize(result.labels, model.meta.colors), result.width,
+                                                     result.height), 0, 0);
+  const color = await canvas.convertToBlob({ type: "image/png" });
+  const areas = new Blob([JSON.stringify({ image: name, width: result.width, height: result.height,
+                                           classes: result.classes }, null, 2)], { type: "application/json" });
+  saved = [color, areas].map((b) => URL.createObjectURL(b));
+  Object.assign($("save-color"), { href: saved[0], download: `${stem}_color.png` });
+  Object.assign($("save-areas"), { href: saved[1], download: `${stem}_areas.json` });
+  $("save-overlay").download = `${stem}_overlay.png`;
+  $("downloads").hidden = false;
+}
+
+$("save-overlay").addEventListener("click", (event) => { event.currentTarget.href = $("view").toDataURL("image/png"); });
+
 async function segmentBlob(blob, name) {
   const image = await decodeImage(blob, name);
   const result = await segment(model, image);
   shown = { image, result };
   draw();
   tabulate(result);
+  await offerDownloads(name, result);
   say(`${name}: ${image.width}x${image.height}, ${result.milliseconds.toFixed(0)} ms on ${model.threads} thread(s)`);
   return result;
 }
