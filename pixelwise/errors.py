@@ -78,3 +78,12 @@ def one_line(exc: BaseException) -> str:
         prefix = f"{type(exc).__name__}: "
         text = last[len(prefix):] if last.startswith(prefix) else last
     return " ".join(text.split())
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The line of a library's exception that says what is wrong, for a one-line message of ours:
+    the first non-empty one, skipping OpenVINO's location lines ('Exception from src/...',
+    'Check ... failed at ...'); at most ``limit`` characters."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check '"))]
+    return (useful or lines or [type(exc).__name__])[0][:limit]

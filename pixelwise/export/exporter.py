@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from pixelwise import __version__
+from pixelwise.errors import first_line
 from pixelwise.export import ExportError
 from pixelwise.export.verify import VerifyReport, verify
 from pixelwise.runtime.metadata import ExportMetadata, write_sidecar
@@ -175,9 +176,8 @@ def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic
                               input_names=[in_name], output_names=out_names, dynamic_axes=axes,
                               do_constant_folding=True)
         except Exception as exc:  # torch.onnx raises several types (opset too old or too new, ...)
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ExportError(f"torch.onnx cannot export this model with opset {opset} ({type(exc).__name__}: "
-                              f"{first}).", fix="use the default --opset 17 (or a newer one); if that fails "
+                              f"{first_line(exc)}).", fix="use the default --opset 17 (or a newer one); if that fails "
                               "too, report the model") from None
     return in_name, out_names
 

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pixelwise.errors import first_line
 from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError, read_metadata
 
 
@@ -53,7 +54,7 @@ class OrtBackend:
             self.session = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for corrupt files
             raise RuntimeModelError(f"{self.path} cannot be loaded by ONNX Runtime ({type(exc).__name__}: "
-                                    f"{str(exc).splitlines()[0][:200]}).", path=self.path,
+                                    f"{first_line(exc)}).", path=self.path,
                                     fix="re-export it with 'pixelwise export'") from None
         embedded = self.session.get_modelmeta().custom_metadata_map.get("pixelwise")
         self.meta = read_metadata(self.path, embedded)
@@ -100,7 +101,7 @@ class OpenVinoBackend:
         try:
             self.compiled = core.compile_model(core.read_model(str(self.path)), device, config)
         except RuntimeError as exc:  # OpenVINO reports a corrupt .xml/.bin/.onnx as RuntimeError
-            raise RuntimeModelError(f"{self.path} cannot be loaded by OpenVINO ({_first_line(exc)}).", path=self.path,
+            raise RuntimeModelError(f"{self.path} cannot be loaded by OpenVINO ({first_line(exc)}).", path=self.path,
                                     fix="re-export it with 'pixelwise export' (keep the .xml, .bin and "
                                         ".json together)") from None
         self.request = self.compiled.create_infer_request()
@@ -111,14 +112,6 @@ class OpenVinoBackend:
         if outputs is None:
             return [np.asarray(res[o]) for o in self.compiled.outputs]
         return [np.asarray(res[self.compiled.output(name)]) for name in outputs]
-
-
-def _first_line(exc: BaseException) -> str:
-    """The line of a runtime's exception that says what is wrong (OpenVINO's start with 'Exception
-    from src/...', then 'Check ... failed at ...')."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check '"))]
-    return (useful or lines or [type(exc).__name__])[0][:200]
 
 
 def _onnx_embedded_metadata(path: Path) -> str | None:
