@@ -19,6 +19,7 @@ from pixelwise.engine.checkpoint import load_checkpoint, load_model_weights
 from pixelwise.errors import CheckpointError, ConfigError, DatasetError
 from pixelwise.runtime.imageio import ensure_rgb, read_image
 from pixelwise.runtime.predictor import Prediction
+from pixelwise.runtime.tiling import check_options
 from pixelwise.runtime.visualize import DrawMixin
 from pixelwise.models.fuse import fold_batchnorm
 from pixelwise.models.registry import build_from_spec
@@ -90,8 +91,6 @@ class Segmenter(DrawMixin):
         """Label map (and probabilities / confidence when asked) at the image's own size; the same
         API as ``RuntimeSegmenter.predict``: ``scales`` multi-scale TTA, ``tile`` sliding-window
         mode with ``overlap`` (memory bounded by the tile; confidence but no probabilities)."""
-        from pixelwise.runtime.tiling import check_options
-
         overlap = check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
                                 stride=int(self.model.stride), error=ConfigError)
         src = None

@@ -49,8 +49,6 @@ def blend_window(h: int, w: int, overlap: int) -> np.ndarray:
 
 
 MAX_SCALE = 4.0  # scale 4 of an 8000x8000 tile is already 1 G pixels
-
-
 DEFAULT_OVERLAP = 64
 
 
@@ -131,11 +129,10 @@ def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: i
             r1 = min(r + chunk, n_rows)
             scores = acc[:, r:r1] / wsum[None, r:r1]
             out[band_top + r:band_top + r1] = scores.argmax(0)
-            if confidence_out is not None and probabilities:
-                confidence_out[band_top + r:band_top + r1] = scores.max(0)
-            elif confidence_out is not None:
-                e = np.exp(scores - scores.max(0, keepdims=True))
-                confidence_out[band_top + r:band_top + r1] = 1.0 / e.sum(0)
+            if confidence_out is not None:
+                top = scores.max(0, keepdims=True)
+                confidence_out[band_top + r:band_top + r1] = (
+                    top[0] if probabilities else 1.0 / np.exp(scores - top).sum(0))
 
     for y in ys:
         if y > band_top:  # rows above y are final: no later tile starts above y
