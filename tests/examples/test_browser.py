@@ -7,6 +7,7 @@ its address parameters, and its label maps are compared with pixelwise's Python 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import queue
 import re
@@ -17,6 +18,7 @@ import uuid
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -54,29 +56,37 @@ class _Site(SimpleHTTPRequestHandler):
         pass
 
 
-def run_page(site: Path, model: str, images: list[str], isolated: bool = True) -> dict:
-    """Serve `site`, open the page in headless Chromium with these files, return its report."""
+@contextlib.contextmanager
+def serving(site: Path, isolated: bool = True) -> Iterator[tuple[str, queue.Queue]]:
+    """`site` on a loopback HTTP server: its base address, and the queue of POSTed reports."""
     reports: queue.Queue = queue.Queue()
     handler = type("Site", (_Site,), {"reports": reports, "isolated": isolated})
     handler.extensions_map = {**handler.extensions_map, ".mjs": "text/javascript", ".wasm": "application/wasm"}
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    query = urlencode([("model", model), *(("image", i) for i in images), ("report", "/report")], quote_via=quote)
-    profile = site / f"chromium-{uuid.uuid4().hex}"
-    browser = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", f"{base}/browser/index.html?{query}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        return reports.get(timeout=180)
+        yield f"http://127.0.0.1:{server.server_address[1]}", reports
     finally:
-        browser.kill()
-        browser.wait()
         server.shutdown()
         server.server_close()
-        shutil.rmtree(profile, ignore_errors=True)
+
+
+def run_page(site: Path, model: str, images: list[str], isolated: bool = True) -> dict:
+    """Serve `site`, open the page in headless Chromium with these files, return its report."""
+    query = urlencode([("model", model), *(("image", i) for i in images), ("report", "/report")], quote_via=quote)
+    profile = site / f"chromium-{uuid.uuid4().hex}"
+    with serving(site, isolated) as (base, reports):
+        browser = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", f"{base}/browser/index.html?{query}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            return reports.get(timeout=180)
+        finally:
+            browser.kill()
+            browser.wait()
+            shutil.rmtree(profile, ignore_errors=True)
 
 
 def served(js_example: Path, *files: Path) -> list[str]:
@@ -162,18 +172,10 @@ def test_the_form_works_as_a_user_drives_it(js_example, pipeline_model, onnx_mod
     for src, dst in ((pipeline_model, model), (onnx_model, logits)):
         shutil.copy(src, dst)
         shutil.copy(f"{src}.json", f"{dst}.json")
-    reports: queue.Queue = queue.Queue()
-    handler = type("Site", (_Site,), {"reports": reports, "isolated": True})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(js_example)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        done = subprocess.run([NODE, str(js_example / "browser_ui.mjs"), CHROMIUM,
-                               f"http://127.0.0.1:{server.server_address[1]}/browser/index.html", str(model),
-                               f"{model}.json", str(image), str(logits), str(tmp_path)], capture_output=True,
-                              text=True, timeout=300)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(js_example) as (base, _):
+        done = subprocess.run([NODE, str(js_example / "browser_ui.mjs"), CHROMIUM, f"{base}/browser/index.html",
+                               str(model), f"{model}.json", str(image), str(logits), str(tmp_path)],
+                              capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     page = json.loads(done.stdout.strip().splitlines()[-1])
     assert page["imageDisabledAtFirst"] and page["imageEnabled"]
