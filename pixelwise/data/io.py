@@ -35,7 +35,12 @@ def decode_errors(path: Path, what: str, missing_fix: str, corrupt_fix: str) -> 
         yield
     except FileNotFoundError:
         raise ImageReadError(f"{what.capitalize()} not found: {path}.", path=path, fix=missing_fix) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:  # Pillow's message only repeats the path: say what the file is
+        size = path.stat().st_size if path.is_file() else None
+        why = ("the file is empty" if size == 0 else f"its {size} bytes are in no image format Pillow reads"
+               if size else "not an image file")
+        raise ImageReadError(f"Cannot decode {what} {path}: {why}.", path=path, fix=corrupt_fix) from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"Cannot decode {what} {path} ({exc}).", path=path, fix=corrupt_fix) from None
 
 

@@ -6,7 +6,8 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,6 +35,7 @@ class ExportResult:
     report: VerifyReport | None
     metadata: ExportMetadata
     seconds: float
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # unreadable images passed over
 
 
 def default_output(checkpoint: Path, fmt: str, pipeline: bool, precision: str = "fp32") -> Path:
@@ -142,8 +144,6 @@ def _graph(seg, pipeline: bool, fp16: bool, imgsz, outputs, fmt: str):
 
 
 def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic_batch: bool) -> tuple[str, list[str]]:
-    import warnings
-
     core = graph.core if pipeline else graph
     s = core.stride
     # Off the stride when the graph pads, so the padding path is traced; on it when the caller pads.
@@ -233,17 +233,22 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
     _check_options(seg, imgsz, calib_images, min_agreement)
     src = Path(seg.checkpoint) if seg.checkpoint else Path("model.pt")
     path = output_path(out, src, fmt, pipeline, precision)
-    ims, files = verification_images(images, getattr(seg, "_dataset", None), verify_images) if check else ([], [])
+    ims, files, skipped = (verification_images(images, getattr(seg, "_dataset", None), verify_images)
+                           if check else ([], [], []))
+    _refuse_if_unreadable("verify", ims, skipped, "--images")
     if check and not ims:
         raise ExportError(f"No real image to verify the export of {src} on (the training dataset is not "
                           "on this machine).", path=src, fix="pass --images FOLDER_OF_IMAGES (or --no-verify)")
     calib_ims: list[np.ndarray] = []
     if int8:
-        calib_ims, _ = calibration_images(calib, getattr(seg, "_dataset", None), calib_images)
+        calib_ims, _, calib_skipped = calibration_images(calib, getattr(seg, "_dataset", None), calib_images)
+        _refuse_if_unreadable("calibrate", calib_ims, calib_skipped, "--calib")
+        skipped += calib_skipped
         if not calib_ims:
             raise ExportError(f"No image to calibrate the int8 export of {src} on (the training dataset "
                               "is not on this machine).", path=src,
                               fix="pass --calib FOLDER_OF_TRAINING_IMAGES (a few dozen like the ones it will see)")
+    _warn_skipped(skipped)
     # Everything is written and verified in a staging folder beside the destination, then moved
     # into place: a failed check, a crash or Ctrl-C leaves an earlier export at that path as it was.
     final = path
@@ -299,7 +304,27 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
                 os.replace(f, final.parent / f.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return ExportResult(final, sidecar_path(final), fmt, report, meta, time.time() - t0)
+    return ExportResult(final, sidecar_path(final), fmt, report, meta, time.time() - t0, skipped)
+
+
+def _refuse_if_unreadable(step: str, ims: list, skipped: list[tuple[Path, str]], option: str) -> None:
+    """Every candidate image was unreadable: say which and why, not 'no image found'."""
+    if skipped and not ims:
+        first, why = skipped[0]
+        raise ExportError(f"No readable image to {step} the export on: {len(skipped)} file(s) could not be "
+                          f"decoded, the first {first}: {why}", path=first,
+                          fix=f"replace or remove the broken files, or pass {option} FOLDER_OF_GOOD_IMAGES")
+
+
+def _warn_skipped(skipped: list[tuple[Path, str]]) -> None:
+    """One warning per unreadable file skipped (the export goes on with the readable ones)."""
+    for f, why in skipped:
+        warnings.warn(skipped_line(f, why), UserWarning, stacklevel=3)
+
+
+def skipped_line(path: Path, why: str) -> str:
+    """How a skipped file is reported (the reason names the file already, as pixelwise's errors do)."""
+    return f"skipped unreadable image: {why}" if str(path) in why else f"skipped unreadable image {path}: {why}"
 
 
 def _calibration_feeds(images: list[np.ndarray], meta: ExportMetadata) -> list[np.ndarray]:

@@ -38,29 +38,79 @@ def image_files(images: Any, dataset: dict | None, splits: tuple[str, ...], opti
     return [f for f in files if f.suffix.lower() != ".npy"]
 
 
-def verification_images(images: Any, dataset: dict | None, limit: int = 4) -> tuple[list[np.ndarray], list[Path]]:
-    """The first ``limit`` images of ``images``, else of the dataset's val (test, train) split."""
-    from pixelwise.runtime.imageio import read_image
+def verification_images(images: Any, dataset: dict | None, limit: int = 4
+                        ) -> tuple[list[np.ndarray], list[Path], list[tuple[Path, str]]]:
+    """The first ``limit`` readable images of ``images``, else of the dataset's val (test, train)
+    split, and the files skipped as unreadable (path, why)."""
+    files = image_files(images, dataset, ("val", "test", "train"))
+    ims, used, skipped = _read_usable(files, limit)
+    return ims, used, skipped
 
-    files = image_files(images, dataset, ("val", "test", "train"))[:limit]
-    return [read_image(f) for f in files], files
 
-
-def calibration_images(images: Any, dataset: dict | None, limit: int = 32,
-                       max_side: int = 1024) -> tuple[list[np.ndarray], list[Path]]:
+def calibration_images(images: Any, dataset: dict | None, limit: int = 32, max_side: int = 1024
+                       ) -> tuple[list[np.ndarray], list[Path], list[tuple[Path, str]]]:
     """int8 calibration images: the user's, else the training split (the val split stays unseen
     by every step that fits the model). Spread over the folder rather than its first files
     (often one video sequence), and centre-cropped to ``max_side`` so an 8000x8000 aerial tile
-    does not blow up calibration memory (a crop keeps the scale the model sees)."""
-    from pixelwise.runtime.imageio import read_image
-
+    does not blow up calibration memory (a crop keeps the scale the model sees). An unreadable
+    file (a cut download in a folder of thousands) is skipped and returned with the reason, and
+    the next file in folder order stands in: one bad file must not stop an export."""
     files = image_files(images, dataset, ("train", "val", "test"), option="--calib")
-    if len(files) > limit:
-        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
-    out = []
-    for f in files:
-        im = read_image(f)
+    picks = (np.linspace(0, len(files) - 1, limit).round().astype(int).tolist() if len(files) > limit
+             else list(range(len(files))))
+    tried: set[int] = set()
+    ims: list[np.ndarray] = []
+    used: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+
+    def take(j: int) -> bool:
+        tried.add(j)
+        im, why = _read_or_reason(files[j])
+        if im is None:
+            skipped.append((files[j], why))
+            return False
         h, w = im.shape[:2]
         t, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
-        out.append(np.ascontiguousarray(im[t:t + max_side, left:left + max_side]))
-    return out, files
+        ims.append(np.ascontiguousarray(im[t:t + max_side, left:left + max_side]))
+        used.append(files[j])
+        return True
+
+    for i in picks:
+        for j in range(i, len(files)):
+            if j not in tried and (j == i or j not in picks) and take(j):
+                break
+    for j in range(len(files)):  # broken picks near the end: fill from what is left
+        if len(ims) >= limit:
+            break
+        if j not in tried:
+            take(j)
+    return ims, used, skipped
+
+
+def _read_usable(files: list[Path], limit: int) -> tuple[list[np.ndarray], list[Path], list[tuple[Path, str]]]:
+    """Read ``files`` in order until ``limit`` images are decoded; the unreadable ones are
+    returned with the reason instead of raised."""
+    ims: list[np.ndarray] = []
+    used: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for f in files:
+        if len(ims) >= limit:
+            break
+        im, why = _read_or_reason(f)
+        if im is None:
+            skipped.append((f, why))
+        else:
+            ims.append(im)
+            used.append(f)
+    return ims, used, skipped
+
+
+def _read_or_reason(path: Path) -> tuple[np.ndarray | None, str]:
+    """The decoded image, or None and why it cannot be read (the error's message, without its fix)."""
+    from pixelwise.errors import ImageReadError
+    from pixelwise.runtime.imageio import read_image
+
+    try:
+        return read_image(path), ""
+    except ImageReadError as exc:
+        return None, str(exc).replace(f" Fix: {exc.fix}", "") if exc.fix else str(exc)

@@ -9,7 +9,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     serve(a.models, host=a.host, port=a.port, api_key=a.api_key, max_upload_mb=a.max_upload_mb,
           workers=a.workers, threads=a.threads, backend=a.backend, log_level=a.log_level,
-          max_megapixels=a.max_megapixels, max_pending=a.max_pending, upload_timeout=a.upload_timeout)
+          max_megapixels=a.max_megapixels, max_pending=a.max_pending, upload_timeout=a.upload_timeout,
+          header_timeout=a.header_timeout)
     return 0
 
 
@@ -27,6 +28,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="uploads in progress (queued or running) beyond which new ones get 503 + Retry-After")
     s.add_argument("--upload-timeout", type=float, default=30.0,
                    help="seconds an upload may stall (no data) before it gets 408 and frees its place")
+    s.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send a request's headers before it gets 408 and is closed")
     s.add_argument("--threads", type=int, help="threads per inference (ONNX Runtime intra-op)")
     s.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "openvino"])
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"])

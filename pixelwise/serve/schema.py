@@ -41,7 +41,8 @@ _ERRORS = {
     400: "the upload is not a decodable image, or asks what this model cannot do (flip on a labels-only export)",
     401: "missing or wrong API key (servers started with --api-key or PIXELWISE_API_KEY)",
     404: "unknown model name (see GET /v1/models)",
-    408: "the upload stalled: no data for the server's stall timeout (30 s by default)",
+    408: "the upload stalled: no data for --upload-timeout (30 s by default), or the request's headers "
+         "took longer than --header-timeout (10 s by default; the connection is then closed)",
     413: "upload above --max-upload-mb (refused before it is read), image above --max-megapixels, "
          "or an image too large for a labels-only export",
     415: "the upload's Content-Type is not an image type",

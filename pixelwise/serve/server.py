@@ -88,9 +88,12 @@ def build_app(model_args: Sequence[str], api_key: str | None = None, host: str =
 def serve(model_args: Sequence[str], host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           max_upload_mb: float = 20.0, workers: int = 2, threads: int | None = None,
           backend: str = "auto", log_level: str = "info", max_megapixels: float = 64.0,
-          max_pending: int = 64, upload_timeout: float = 30.0) -> None:
+          max_pending: int = 64, upload_timeout: float = 30.0, header_timeout: float = 10.0) -> None:
     import uvicorn
 
+    from pixelwise.serve.connections import uvicorn_config
+
+    check_limits(header_timeout=header_timeout)
     sock = listening_socket(host, port)  # before loading models: a taken port fails in a second
     try:
         app = build_app(model_args, api_key, host, max_upload_mb, workers, threads, backend, max_megapixels,
@@ -99,7 +102,7 @@ def serve(model_args: Sequence[str], host: str = "127.0.0.1", port: int = 8000, 
         sock.close()
         raise
     bound = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=bound, log_level=log_level))
+    server = uvicorn.Server(uvicorn_config(app, host, bound, header_timeout, log_level))
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
     print(f"pixelwise: serving {', '.join(parse_model_arg(m)[0] for m in model_args)} on {url} "
           f"(API docs: {url}/docs; Ctrl-C stops)", flush=True)

@@ -46,7 +46,7 @@ try {
   out.table = await page.$$eval("#areas tr", (rows) =>
     rows.slice(1).map((r) => [...r.querySelectorAll("td")].slice(1).map((td) => td.textContent)));
   out.saved = [];
-  for (const id of ["save-overlay", "save-color", "save-areas"]) { // what the user's browser would save
+  for (const id of ["save-overlay", "save-color", "save-labels", "save-areas"]) { // what the user's browser would save
     const [download] = await Promise.all([page.waitForEvent("download"), page.click(`#${id}`)]);
     await download.saveAs(`${saveDir}/${download.suggestedFilename()}`);
     out.saved.push(download.suggestedFilename());

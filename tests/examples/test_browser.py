@@ -192,13 +192,20 @@ def test_the_form_works_as_a_user_drives_it(js_example, pipeline_model, onnx_mod
     shown = {name: int(re.sub(r"\D", "", pixels)) for name, pixels, _ in page["table"]}  # "12,345" in en-US
     assert sum(shown.values()) == ref.size
     assert sum(abs(shown.get(n, 0) - int(c)) for n, c in zip(runtime.names, counts)) <= 0.001 * ref.size
-    # The three downloads, named after the image: the overlay as shown (opacity 1: the colours),
-    # the colour map, and the class areas.
+    # The four downloads, named after the image: the overlay as shown (opacity 1: the colours),
+    # the colour map, the label map (class indices) and the class areas.
     stem = image.stem
-    assert page["saved"] == [f"{stem}_overlay.png", f"{stem}_color.png", f"{stem}_areas.json"]
+    assert page["saved"] == [f"{stem}_overlay.png", f"{stem}_color.png", f"{stem}_labels.png", f"{stem}_areas.json"]
     for name in page["saved"][:2]:
         saved = np.asarray(Image.open(tmp_path / name).convert("RGB"))
         assert (saved == expected).all(-1).mean() >= 0.999, name
+    with Image.open(tmp_path / f"{stem}_labels.png") as png:  # a label map as training data holds them
+        png.load()
+        assert png.mode == "L" and png.size == (ref.shape[1], ref.shape[0])
+        labels = np.asarray(png)
+    assert (labels == ref).mean() >= 0.999
     areas = json.loads((tmp_path / f"{stem}_areas.json").read_text())
     assert (areas["width"], areas["height"]) == (ref.shape[1], ref.shape[0])
     assert sum(c["pixels"] for c in areas["classes"]) == ref.size
+    # the saved label map is the one the page counted: its areas, pixel for pixel
+    assert [c["pixels"] for c in areas["classes"]] == np.bincount(labels.ravel(), minlength=len(runtime.names)).tolist()

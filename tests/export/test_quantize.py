@@ -1,6 +1,7 @@
 """int8 export: a real quantized graph, calibrated on real training images, checked and usable."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def test_int8_onnx_stem_reads_four_channels_with_unchanged_outputs(tiny_run, tmp
     added = {n.op_type for n in graph.node if n.name.startswith("stem_input_channels")}
     assert not added  # the float export is left alone
     seg = Segmenter.load(tiny_run.best, device="cpu")
-    ims, _ = calibration_images(None, seg.dataset_record(), 4)
+    ims, _, _ = calibration_images(None, seg.dataset_record(), 4)
     feeds = _calibration_feeds(ims, fp32.metadata)
     name = "image" if pipeline else "input"
     outs = []
@@ -168,7 +169,7 @@ def test_calibration_images_spread_and_cropped(tmp_path):
     for i in range(10):
         size = (1300, 1100) if i == 0 else (40, 60)
         Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
-    ims, files = calibration_images(folder, None, limit=4, max_side=1024)
+    ims, files, _ = calibration_images(folder, None, limit=4, max_side=1024)
     assert [f.name for f in files] == ["00.png", "03.png", "06.png", "09.png"]  # spread, not the first 4
     assert ims[0].shape == (1024, 1024, 3) and ims[1].shape == (40, 60, 3)
     big = np.asarray(Image.open(folder / "00.png"))
@@ -185,3 +186,69 @@ def test_int8_export_leaves_nothing_in_the_working_directory(tiny_run, tmp_path,
                  imgsz=(64, 96), outputs=("labels",), min_agreement=0.5)
     assert res.path.exists()
     assert list(work.iterdir()) == []
+
+
+def _broken_files(folder: Path, names=("03_cut.png", "06_empty.jpg", "09_notes.png")) -> list[str]:
+    """The unreadable files users' folders hold: a cut download, an empty file, a text file."""
+    good = io.BytesIO()
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(good, format="PNG")
+    cut, empty, text = (folder / n for n in names)
+    cut.write_bytes(good.getvalue()[:60])
+    empty.write_bytes(b"")
+    text.write_text("not an image")
+    return list(names)
+
+
+def test_calibration_skips_unreadable_files_and_takes_the_next(tmp_path):
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in (0, 1, 2, 4, 5, 7, 8):
+        Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    broken = _broken_files(folder)  # exactly the spread picks 3, 6 and 9 of 0, 3, 6, 9
+    ims, files, skipped = calibration_images(folder, None, limit=4)
+    # a broken pick's next file stands in; the last one has none after it, so the first unused does
+    assert [f.name for f in files] == ["00.png", "04.png", "07.png", "01.png"]
+    assert [im.shape for im in ims] == [(40, 60, 3)] * 4
+    assert [f.name for f, _ in skipped] == broken
+    assert skipped[1][1].endswith("06_empty.jpg: the file is empty.")
+    assert skipped[2][1].endswith("09_notes.png: its 12 bytes are in no image format Pillow reads.")
+    assert "truncated" in skipped[0][1] and all("Fix:" not in why for _, why in skipped)
+    ims, files, skipped = calibration_images(folder, None, limit=20)  # fewer files than asked
+    assert len(ims) == 7 and len(skipped) == 3
+
+
+def test_int8_export_goes_on_past_broken_calibration_files(tiny_run, tmp_path, capsys):
+    from pixelwise.cli import main
+
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    train = sorted(Path(seg.dataset_record()["train"]["images"]).glob("*.jpg"))
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for f in train:
+        (folder / f.name).write_bytes(f.read_bytes())
+    broken = _broken_files(folder)
+    out = tmp_path / "q.onnx"
+    assert main(["export", str(tiny_run.best), "--out", str(out), "--int8", "--calib", str(folder),
+                 "--calib-images", str(len(train) + 3), "--min-agreement", "50"]) == 0
+    printed = capsys.readouterr().out
+    for name in broken:  # each named once, on its own line, with the reason
+        assert sum(name in line and line.startswith("warning: skipped unreadable image") for line in
+                   printed.splitlines()) == 1
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    assert meta["quantization"]["calibration_images"] == len(train)  # every readable file, no more
+
+    with pytest.warns(UserWarning, match="skipped unreadable image: Cannot decode image .*03_cut.png"):
+        res = export(tiny_run.best, "onnx", tmp_path / "q2.onnx", int8=True, calib=folder, min_agreement=0.5)
+    assert {f.name for f, _ in res.skipped} == set(broken)
+
+
+def test_export_with_only_unreadable_images_names_the_first_and_why(tiny_run, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    _broken_files(folder)
+    with pytest.raises(ExportError, match=r"No readable image to calibrate .*3 file\(s\).*03_cut.png.*--calib"):
+        export(tiny_run.best, "onnx", tmp_path / "m.onnx", int8=True, calib=folder, check=False)
+    with pytest.raises(ExportError, match=r"No readable image to verify .*03_cut.png.*--images"):
+        export(tiny_run.best, "onnx", tmp_path / "m.onnx", images=folder)
+    assert not (tmp_path / "m.onnx").exists()

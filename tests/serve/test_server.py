@@ -19,7 +19,8 @@ from pixelwise.runtime import RuntimeSegmenter
 from pixelwise.runtime.imageio import read_image
 from pixelwise.runtime.visualize import rle_decode
 from pixelwise.serve import ServeError
-from pixelwise.serve.server import build_app
+from pixelwise.serve.connections import uvicorn_config
+from pixelwise.serve.server import build_app, serve
 
 
 def _free_port() -> int:
@@ -29,9 +30,11 @@ def _free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, app):
+    """The app under uvicorn as ``pixelwise serve`` configures it, on a free loopback port."""
+
+    def __init__(self, app, header_timeout: float = 10.0):
         self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, header_timeout, "warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -357,3 +360,67 @@ def test_a_stalled_upload_gets_408_and_frees_its_place(onnx_model, image_file):
         assert r.status_code == 200  # the place is free again
     with pytest.raises(ServeError, match="--upload-timeout 0 would refuse every request"):
         build_app([str(onnx_model)], upload_timeout=0)
+
+
+def _answer_and_time(sock: socket.socket, trickle: bytes = b"", every: float = 0.2) -> tuple[bytes, float]:
+    """Read until the server closes ``sock`` (sending ``trickle`` a byte at a time meanwhile):
+    what it answered and how long it took."""
+    sock.settimeout(every)
+    t = time.perf_counter()
+    answer, sent = b"", 0
+    while time.perf_counter() - t < 10:
+        if sent < len(trickle):
+            try:
+                sock.sendall(trickle[sent:sent + 1])
+                sent += 1
+            except OSError:
+                break
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if not chunk:
+            break
+        answer += chunk
+    return answer, time.perf_counter() - t
+
+
+def test_slow_request_headers_get_408_and_the_connection_is_closed(onnx_model, image_file):
+    """A client that connects and sends nothing, or trickles its headers a byte at a time
+    (slowloris), used to hold its connection forever; enough of them lock the server up."""
+    app = build_app([str(onnx_model)], upload_timeout=5.0)
+    with LiveServer(app, header_timeout=1.0) as url:
+        address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        with socket.create_connection(address) as silent:
+            answer, took = _answer_and_time(silent)
+        assert answer.startswith(b"HTTP/1.1 408") and b"--header-timeout" in answer and 0.9 < took < 3
+        with socket.create_connection(address) as trickling:  # each byte within the deadline, the whole not
+            answer, took = _answer_and_time(trickling, b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: y\r\n" * 20)
+        assert answer.startswith(b"HTTP/1.1 408") and 0.9 < took < 3
+        with socket.create_connection(address) as kept:  # the next request on a kept-alive connection
+            kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            kept.settimeout(5)
+            first = kept.recv(4096)
+            assert first.startswith(b"HTTP/1.1 200")
+            kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and the rest never comes
+            answer, took = _answer_and_time(kept)
+        assert answer.startswith(b"HTTP/1.1 408") and 0.9 < took < 3
+
+        # Headers in time, then a body slower than the header deadline: served (the body has its
+        # own stall bound), the deadline ended with the headers.
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
+                b"Content-Type: image/jpeg\r\n\r\n" + image_file.read_bytes() + b"\r\n--b--\r\n")
+        with socket.create_connection(address) as slow_body:
+            slow_body.sendall(b"POST /v1/segment?output=json HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                              b"boundary=b\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+            for i in range(4):
+                time.sleep(0.4)
+                slow_body.sendall(body[i * len(body) // 4:(i + 1) * len(body) // 4])
+            slow_body.settimeout(30)
+            answer = slow_body.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert httpx.get(f"{url}/health").status_code == 200
+    with pytest.raises(ServeError, match="--header-timeout 0 would refuse every request"):
+        serve([str(onnx_model)], header_timeout=0)

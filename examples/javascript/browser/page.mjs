@@ -5,7 +5,7 @@
 //   index.html?model=URL_OF.onnx[&image=URL]...[&report=URL]
 // The sidecar is fetched from URL_OF.onnx.json. With `report`, every image's result (label map as
 // base64, class areas, time) or error is POSTed there as one JSON document once all are done.
-import { ModelError, colorize, decodeImage, openModel, segment } from "./segment-web.mjs";
+import { ModelError, colorize, decodeImage, labelPng, openModel, segment } from "./segment-web.mjs";
 
 const $ = (id) => document.getElementById(id);
 let model = null;
@@ -80,9 +80,9 @@ function tabulate(result) {
   }
 }
 
-// Links to save what the page shows. The colour map and the areas are made once per image (their
-// object URLs released at the next one); the overlay is read from the canvas when clicked, so it
-// has the opacity the user chose.
+// Links to save what the page shows. The colour map, the label map and the areas are made once per
+// image (their object URLs released at the next one); the overlay is read from the canvas when
+// clicked, so it has the opacity the user chose.
 let saved = [];
 async function offerDownloads(name, result) {
   saved.forEach((url) => URL.revokeObjectURL(url));
@@ -93,9 +93,10 @@ async function offerDownloads(name, result) {
   const color = await canvas.convertToBlob({ type: "image/png" });
   const areas = new Blob([JSON.stringify({ image: name, width: result.width, height: result.height,
                                            classes: result.classes }, null, 2)], { type: "application/json" });
-  saved = [color, areas].map((b) => URL.createObjectURL(b));
+  saved = [color, await labelPng(result), areas].map((b) => URL.createObjectURL(b));
   Object.assign($("save-color"), { href: saved[0], download: `${stem}_color.png` });
-  Object.assign($("save-areas"), { href: saved[1], download: `${stem}_areas.json` });
+  Object.assign($("save-labels"), { href: saved[1], download: `${stem}_labels.png` });
+  Object.assign($("save-areas"), { href: saved[2], download: `${stem}_areas.json` });
   $("save-overlay").download = `${stem}_overlay.png`;
   $("downloads").hidden = false;
 }

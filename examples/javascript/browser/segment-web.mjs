@@ -5,11 +5,12 @@
 // the image, a canvas hands over its pixels, the graph does the rest. Nothing leaves the page.
 // Class names and colours come from the export's sidecar (MODEL.onnx.json).
 //
-//   import { openModel, decodeImage, segment, colorize } from "./segment-web.mjs";
+//   import { openModel, decodeImage, segment, colorize, labelPng } from "./segment-web.mjs";
 //   const model = await openModel(await (await fetch("best.onnx")).arrayBuffer(),
 //                                 await (await fetch("best.onnx.json")).json());
 //   const result = await segment(model, await decodeImage(blobOrFile));
 //   // result.labels: Uint8Array(height * width) of class indices; result.classes: areas per class
+//   const png = await labelPng(result); // the label map as an 8-bit grey PNG of class indices
 import * as ort from "onnxruntime-web";
 
 /** A refusal a user can act on: the message names the file and the fix. */
@@ -87,4 +88,47 @@ export function colorize(labels, colors, alpha = 255) {
     rgba[i * 4] = c[0]; rgba[i * 4 + 1] = c[1]; rgba[i * 4 + 2] = c[2]; rgba[i * 4 + 3] = alpha;
   }
   return rgba;
+}
+
+/**
+ * The label map as a PNG Blob of class indices (8-bit grey, one byte per pixel): what training
+ * data and pixelwise's own `--save labels` hold, so it can be read back as a label map. A canvas
+ * cannot write one (it encodes RGBA), hence this small encoder; the browser's CompressionStream
+ * does the deflate ("deflate" is the zlib stream PNG stores).
+ */
+export async function labelPng({ width, height, labels }) {
+  const rows = new Uint8Array((width + 1) * height); // each row: filter type 0, then its pixels
+  for (let y = 0; y < height; y++) rows.set(labels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  const idat = new Uint8Array(await new Response(new Blob([rows]).stream()
+    .pipeThrough(new CompressionStream("deflate"))).arrayBuffer());
+  const header = new Uint8Array(13);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  header.set([8, 0, 0, 0, 0], 8); // 8 bits, grey, deflate, no filter method variants, no interlace
+  const signature = [137, 80, 78, 71, 13, 10, 26, 10];
+  return new Blob([new Uint8Array(signature), pngChunk("IHDR", header), pngChunk("IDAT", idat),
+                   pngChunk("IEND", new Uint8Array(0))], { type: "image/png" });
+}
+
+function pngChunk(type, data) {
+  const chunk = new Uint8Array(12 + data.length);
+  const view = new DataView(chunk.buffer);
+  view.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) chunk[4 + i] = type.charCodeAt(i);
+  chunk.set(data, 8);
+  view.setUint32(8 + data.length, crc32(chunk.subarray(4, 8 + data.length)));
+  return chunk;
+}
+
+let crcTable;
+function crc32(bytes) {
+  crcTable ??= Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }
