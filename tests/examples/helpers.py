@@ -1,10 +1,12 @@
 """What the example tests share besides fixtures: where node/npm are, the tiny run's photos."""
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import struct
 import zlib
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -36,3 +38,13 @@ def grey_png(values: np.ndarray, depth: int) -> bytes:
 
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 0, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def example_server() -> ModuleType:
+    """The browser example's server module (examples/javascript/browser/serve.py), by path: the
+    tests serve the page with what users run."""
+    path = EXAMPLE / "browser" / "serve.py"
+    spec = importlib.util.spec_from_file_location("pixelwise_example_serve", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

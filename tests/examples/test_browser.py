@@ -13,10 +13,7 @@ import queue
 import re
 import shutil
 import subprocess
-import threading
 import uuid
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote, urlencode
@@ -27,48 +24,20 @@ from PIL import Image
 
 from pixelwise.runtime import RuntimeSegmenter
 from pixelwise.runtime.imageio import read_image
-from tests.examples.helpers import NODE, NPM, grey_png, val_images
+from tests.examples.helpers import NODE, NPM, example_server, grey_png, val_images
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 pytestmark = pytest.mark.skipif(not (NODE and NPM and CHROMIUM),
                                 reason="node, npm and chromium are needed (apt-get install chromium)")
 
 
-class _Site(SimpleHTTPRequestHandler):
-    """Static files of the example, plus POST /report, where the page sends its results."""
-
-    reports: queue.Queue
-    isolated: bool
-
-    def end_headers(self) -> None:
-        if self.isolated:  # cross-origin isolation: lets onnxruntime-web use WebAssembly threads
-            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        super().end_headers()
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(204)
-        self.end_headers()
-        self.reports.put(json.loads(body))
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @contextlib.contextmanager
 def serving(site: Path, isolated: bool = True) -> Iterator[tuple[str, queue.Queue]]:
-    """`site` on a loopback HTTP server: its base address, and the queue of POSTed reports."""
-    reports: queue.Queue = queue.Queue()
-    handler = type("Site", (_Site,), {"reports": reports, "isolated": isolated})
-    handler.extensions_map = {**handler.extensions_map, ".mjs": "text/javascript", ".wasm": "application/wasm"}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", reports
-    finally:
-        server.shutdown()
-        server.server_close()
+    """`site` on the example's own loopback server (browser/serve.py, as a user runs it): its
+    base address, and the queue of (path, body) the page POSTs."""
+    posts: queue.Queue = queue.Queue()
+    with example_server().site_server(site, isolated, posts) as base:
+        yield base, posts
 
 
 def run_page(site: Path, model: str, images: list[str], isolated: bool = True) -> dict:
@@ -82,7 +51,7 @@ def run_page(site: Path, model: str, images: list[str], isolated: bool = True) -
              f"--user-data-dir={profile}", f"{base}/browser/index.html?{query}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            return reports.get(timeout=180)
+            return json.loads(reports.get(timeout=180)[1])
         finally:
             browser.kill()
             browser.wait()
