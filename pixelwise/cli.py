@@ -89,18 +89,22 @@ def cmd_predict(a: argparse.Namespace) -> int:
                           fix="add --tile SIZE, or drop --overlap")
     tiling = {} if a.tile is None else {"tile": a.tile, "overlap": a.overlap}
     if Path(a.source).suffix.lower() in VIDEO_EXTS:
-        from pixelwise.inference.video import segment_video
+        from pixelwise.inference.video import default_video_name, segment_video
         from pixelwise.runtime.batch import load_predictor
 
         if a.confidence or a.areas:
             raise ConfigError(f"--confidence and --areas write per-image files; {a.source} is a video.",
-                              fix="drop them for video input (it is written as an overlay video)")
+                              fix="drop them for video input (--video labels writes the class indices)")
+        mode = a.video or "overlay"
         model = load_predictor(a.model, a.device)
-        out = Path(a.out) / f"{Path(a.source).stem}_overlay.mp4"
-        res = segment_video(model, a.source, out, mode="overlay", progress=not a.quiet, flip=a.flip,
+        out = Path(a.out) / default_video_name(a.source, mode)
+        res = segment_video(model, a.source, out, mode=mode, progress=not a.quiet, flip=a.flip,
                             **tiling, **({"scales": a.scales} if a.scales else {}))
         print(f"video written: {res.path} ({res.frames} frames at {res.fps:.1f} fps)")
         return 0
+    if a.video:
+        raise ConfigError(f"--video {a.video} applies to a video source; {a.source} is not one "
+                          f"({', '.join(VIDEO_EXTS)}).", fix="drop --video for images")
     from pixelwise.runtime.batch import predict
 
     files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet,
@@ -191,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--confidence", action="store_true", help="also write <stem>_confidence.png "
                                                              "(max class probability x 255)")
     r.add_argument("--areas", action="store_true", help="also write areas.csv: each image's share of every class")
+    r.add_argument("--video", choices=["overlay", "color", "labels"],
+                   help="for a video source: what the output video shows (default overlay; labels: class "
+                        "indices, lossless .mkv)")
     r.add_argument("--device", default="auto")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_predict)

@@ -1,6 +1,9 @@
 """Video in, segmented video out (OpenCV): colour overlay, colour map or label frames.
 
 Works with any model that has the Segmenter API (PyTorch ``Segmenter`` or ``RuntimeSegmenter``).
+Overlay and colour videos are mp4v (lossy: for looking at). Label videos hold class indices, which
+a lossy codec would change (mp4v kept under 1% of a random label map's pixels), so they are
+written with FFV1, lossless, in .mkv or .avi: every channel of a decoded frame is the label map.
 """
 from __future__ import annotations
 
@@ -12,6 +15,17 @@ from typing import Any
 import numpy as np
 
 from pixelwise.errors import DatasetError
+
+
+# mode -> (OpenCV fourcc, output suffixes it is written in; the first is the default)
+CODECS = {"overlay": ("mp4v", (".mp4", ".m4v", ".mov", ".mkv", ".avi")),
+          "color": ("mp4v", (".mp4", ".m4v", ".mov", ".mkv", ".avi")),
+          "labels": ("FFV1", (".mkv", ".avi"))}
+
+
+def default_video_name(source: str | Path, mode: str) -> str:
+    """``street.mp4`` -> ``street_overlay.mp4`` (``street_labels.mkv``: lossless)."""
+    return f"{Path(source).stem}_{mode}{CODECS[mode][1][0]}"
 
 
 @dataclass
@@ -26,7 +40,8 @@ class VideoResult:
 def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "overlay",
                   alpha: float = 0.5, max_frames: int | None = None, progress: bool = True,
                   **predict_kw: Any) -> VideoResult:
-    """Read ``source`` frame by frame, predict, write ``out`` (mp4v codec) at the same fps.
+    """Read ``source`` frame by frame, predict, write ``out`` at the same fps: ``mode`` overlay or
+    color (mp4v), or labels (lossless FFV1, .mkv/.avi; read a frame's first channel back).
 
     ``out`` appears only once every frame is written (a staging file beside it is renamed):
     a failure or Ctrl-C half-way leaves no truncated video, and never touches ``source``."""
@@ -35,8 +50,17 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
     from pixelwise.runtime.batch import progress_bar
 
     src, out = Path(source), Path(out)
-    if mode not in ("overlay", "color", "labels"):
+    if mode not in CODECS:
         raise DatasetError(f"Unknown video mode '{mode}'.", fix="use overlay, color or labels")
+    codec, suffixes = CODECS[mode]
+    if out.suffix.lower() not in suffixes:
+        why = "lossless FFV1 (class indices must survive)" if mode == "labels" else "mp4v"
+        raise DatasetError(f"A {mode} video is written as {why}; {out.name} asks for "
+                           f"'{out.suffix or 'no suffix'}'.", path=out,
+                           fix=f"name the output {out.stem}{suffixes[0]} ({' or '.join(suffixes)})")
+    if mode == "labels" and len(model.names) > 256:
+        raise DatasetError(f"{len(model.names)} classes do not fit in a label video's 8-bit frames.", path=out,
+                           fix="predict the frames as images (label PNGs are 16-bit when needed)")
     if not src.is_file():
         raise DatasetError(f"Video not found: {src}.", path=src, fix="check the path")
     if out.resolve() == src.resolve():
@@ -46,18 +70,17 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
     if not cap.isOpened():
         raise DatasetError(f"Cannot open video {src} (not a video, or a codec OpenCV lacks).", path=src,
                            fix="pass a readable video file (mp4, avi, mkv...) or re-encode it with ffmpeg")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if np.isfinite(fps) and 0 < fps <= 1000 else 25.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
     if max_frames:
         total = min(total, max_frames) if total else max_frames
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.stem}.partial{out.suffix}")  # OpenCV picks the container by suffix
-    writer = cv2.VideoWriter(str(staging), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        cap.release()
-        raise DatasetError(f"Cannot write video {out} with the mp4v codec.", path=out,
-                           fix="use an .mp4 or .avi output path in a writable folder")
+    writer = None  # opened at the first frame, at its decoded size: the header's size can differ
+    # (a phone video's rotation is applied by the decoder), and OpenCV silently drops frames whose
+    # size is not the writer's.
+    w = h = 0
     area_sum = np.zeros(len(model.names))
     n = 0
 
@@ -70,6 +93,16 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
 
     try:
         for frame in progress_bar(frames(), total, "video", progress):
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(str(staging), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
+                if not writer.isOpened():
+                    raise DatasetError(f"Cannot write video {out} with the {codec} codec.", path=out,
+                                       fix=f"use a {' or '.join(suffixes)} output path in a writable folder")
+            elif frame.shape[:2] != (h, w):
+                raise DatasetError(f"Frame {n + 1} of {src} is {frame.shape[1]}x{frame.shape[0]}, the first was "
+                                   f"{w}x{h}; a video keeps one size.", path=src,
+                                   fix="re-encode it at one size with ffmpeg, or predict its frames as images")
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             labels = model.predict(rgb, **predict_kw).labels
             if mode == "overlay":
@@ -81,14 +114,16 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
             writer.write(cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
             area_sum += np.bincount(labels.ravel(), minlength=len(model.names))[: len(model.names)] / labels.size
             n += 1
-        writer.release()
+        if writer is not None:
+            writer.release()
         if n == 0:
             raise DatasetError(f"No frame of {src} could be decoded.", path=src,
                                fix="check the file plays, or re-encode it with ffmpeg")
         os.replace(staging, out)
     finally:
         cap.release()
-        writer.release()
+        if writer is not None:
+            writer.release()
         staging.unlink(missing_ok=True)
     areas = {name: float(a / n) for name, a in zip(model.names, area_sum)}
     return VideoResult(out, n, float(fps), (w, h), areas)

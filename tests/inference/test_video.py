@@ -1,4 +1,4 @@
-"""Video in, overlay video out: a tiny real video written from CamVid frames with cv2."""
+"""Video in, segmented video out: a tiny real video written from CamVid frames with cv2."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -80,3 +80,68 @@ def test_bad_videos_fail_cleanly_and_leave_no_output(tiny_run, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         segment_video(FailsOnThird(), tmp_path / "ok.mp4", tmp_path / "out" / "x.mp4", progress=False)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def _camvid_video(seg, path: Path, frames: int = 4) -> list[np.ndarray]:
+    """A small mp4 of CamVid val frames; returns the frames as OpenCV decodes them (RGB)."""
+    images = [read_image(f) for f in sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))]
+    h, w = images[0].shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (w, h))
+    for i in range(frames):
+        vw.write(cv2.cvtColor(images[i % len(images)], cv2.COLOR_RGB2BGR))
+    vw.release()
+    return [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in _read_frames(path)]
+
+
+def _read_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def test_label_video_is_lossless_class_indices(tiny_run, tmp_path):
+    """Label frames went through mp4v, which changes class indices at every edge; they are
+    written with FFV1 now, and read back equal to the predictions."""
+    from pixelwise.errors import DatasetError
+    from pixelwise.inference.predictor import Segmenter
+    from pixelwise.inference.video import segment_video
+
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    decoded = _camvid_video(seg, tmp_path / "in.mp4")
+    res = segment_video(seg, tmp_path / "in.mp4", tmp_path / "labels.mkv", mode="labels", progress=False)
+    written = _read_frames(res.path)
+    assert res.frames == len(written) == len(decoded) == 4
+    for frame, image in zip(written, decoded):
+        expected = seg.predict(image).labels
+        assert (frame == frame[..., :1]).all()  # grey: every channel is the label map
+        np.testing.assert_array_equal(frame[..., 0], expected)
+    with pytest.raises(DatasetError, match=r"lossless FFV1.*Fix: name the output labels\.mkv"):
+        segment_video(seg, tmp_path / "in.mp4", tmp_path / "labels.mp4", mode="labels", progress=False)
+    with pytest.raises(DatasetError, match=r"Fix: name the output overlay\.mp4"):
+        segment_video(seg, tmp_path / "in.mp4", tmp_path / "overlay.gif", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "labels.mkv"]
+
+
+def test_cli_writes_the_chosen_video_kind(tiny_run, tmp_path, capsys):
+    from pixelwise.cli import main
+    from pixelwise.inference.predictor import Segmenter
+
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    _camvid_video(seg, tmp_path / "street.mp4", frames=2)
+    out = tmp_path / "preds"
+    assert main(["predict", str(tmp_path / "street.mp4"), "--model", str(tiny_run.best), "--out", str(out),
+                 "--video", "labels", "--quiet"]) == 0
+    assert "street_labels.mkv (2 frames at 5.0 fps)" in capsys.readouterr().out
+    assert len(_read_frames(out / "street_labels.mkv")) == 2
+    assert main(["predict", str(tmp_path / "street.mp4"), "--model", str(tiny_run.best), "--out", str(out),
+                 "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["street_labels.mkv", "street_overlay.mp4"]
+    image = sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))[0]
+    assert main(["predict", str(image), "--model", str(tiny_run.best), "--out", str(out), "--video", "color"]) == 2
+    assert "--video color applies to a video source" in capsys.readouterr().err
