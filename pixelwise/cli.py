@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
+from typing import Callable
 
 from pixelwise.errors import ConfigError, PixelwiseError, one_line
 
@@ -221,6 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warnings(show: Callable) -> Callable:
+    """pixelwise's own warnings (a skipped file, a dataset whose class names differ) as one line,
+    like its errors; other libraries' warnings keep ``show``, Python's format, which says where
+    they come from."""
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, UserWarning) and "pixelwise" in Path(filename).parts:
+            print(f"pixelwise: warning: {one_line(message)}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -232,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    shown_before = warnings.showwarning
+    warnings.showwarning = _one_line_warnings(shown_before)
     try:
         return args.func(args)
     except PixelwiseError as exc:
@@ -253,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pixelwise: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown_before
 
 
 if __name__ == "__main__":

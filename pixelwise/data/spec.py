@@ -18,9 +18,10 @@ Two layouts are accepted for splits::
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -87,6 +88,26 @@ class DatasetSpec:
     @property
     def num_classes(self) -> int:
         return len(self.names)
+
+    def check_model(self, num_classes: int, model_names: Sequence[str], model: str | Path | None, fix: str) -> None:
+        """Refuse a model with another number of classes; warn when the names differ (beyond case
+        and spacing): scores are per class index, and other names usually mean another order."""
+        where = self.source or self.root
+        if num_classes != self.num_classes:
+            raise DatasetError(f"Model {model or ''} predicts {num_classes} classes but dataset {where} has "
+                               f"{self.num_classes}.", path=model, fix=fix)
+
+        def norm(name: str) -> str:
+            return "".join(str(name).lower().split()).replace("_", "").replace("-", "")
+
+        differ = [(i, a, b) for i, (a, b) in enumerate(zip(model_names, self.names)) if norm(a) != norm(b)]
+        if len(model_names) != num_classes:  # a model built without its names: nothing to compare
+            differ = []
+        if differ:
+            shown = "; ".join(f"class {i}: '{a}' in the model, '{b}' in the dataset" for i, a, b in differ[:3])
+            warnings.warn(f"Model {model or ''} and dataset {where} name {len(differ)} of {self.num_classes} classes "
+                          f"differently ({shown}{'; ...' if len(differ) > 3 else ''}). Scores are per class "
+                          "index: check that both list the classes in the same order.", UserWarning, stacklevel=3)
 
     def split(self, name: str) -> SplitSpec:
         if name not in self.splits:

@@ -2,25 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import warnings
 
 from pixelwise.cli import size_arg
 
 
 def cmd_export(a: argparse.Namespace) -> int:
     from pixelwise.export import export
-    from pixelwise.export.exporter import skipped_line
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "skipped unreadable image")  # printed below, one line each
-        res = export(a.model, a.format, a.out, fp16=a.fp16, int8=a.int8, calib=a.calib,
-                     calib_images=a.calib_images,
-                     pipeline=a.pipeline, imgsz=a.imgsz,
-                     outputs=tuple(o.strip() for o in a.outputs.split(",") if o.strip()), images=a.images,
-                     opset=a.opset, check=not a.no_verify,
-                     min_agreement=None if a.min_agreement is None else a.min_agreement / 100.0)
-    for f, why in res.skipped:
-        print("warning: " + skipped_line(f, why))
+    res = export(a.model, a.format, a.out, fp16=a.fp16, int8=a.int8, calib=a.calib, calib_images=a.calib_images,
+                 pipeline=a.pipeline, imgsz=a.imgsz,
+                 outputs=tuple(o.strip() for o in a.outputs.split(",") if o.strip()), images=a.images,
+                 opset=a.opset, check=not a.no_verify,
+                 min_agreement=None if a.min_agreement is None else a.min_agreement / 100.0)
     print(f"exported: {res.path} ({res.format}, {res.metadata.graph} graph, {res.metadata.precision}) "
           f"in {res.seconds:.1f}s")
     if res.metadata.quantization:

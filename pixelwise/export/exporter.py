@@ -317,14 +317,11 @@ def _refuse_if_unreadable(step: str, ims: list, skipped: list[tuple[Path, str]],
 
 
 def _warn_skipped(skipped: list[tuple[Path, str]]) -> None:
-    """One warning per unreadable file skipped (the export goes on with the readable ones)."""
+    """One warning per unreadable file skipped (the export goes on with the readable ones); the
+    reason names the file already, as pixelwise's errors do."""
     for f, why in skipped:
-        warnings.warn(skipped_line(f, why), UserWarning, stacklevel=3)
-
-
-def skipped_line(path: Path, why: str) -> str:
-    """How a skipped file is reported (the reason names the file already, as pixelwise's errors do)."""
-    return f"skipped unreadable image: {why}" if str(path) in why else f"skipped unreadable image {path}: {why}"
+        warnings.warn(f"skipped unreadable image: {why}" if str(f) in why else f"skipped unreadable image {f}: {why}",
+                      UserWarning, stacklevel=3)
 
 
 def _calibration_feeds(images: list[np.ndarray], meta: ExportMetadata) -> list[np.ndarray]:

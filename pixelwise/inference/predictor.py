@@ -66,11 +66,8 @@ class Segmenter(DrawMixin):
         return self._dataset
 
     def check_compatible(self, spec: DatasetSpec) -> None:
-        if spec.num_classes != self.num_classes:
-            raise CheckpointError(
-                f"Model {self.checkpoint or ''} predicts {self.num_classes} classes but dataset "
-                f"{spec.source or spec.root} has {spec.num_classes}.", path=self.checkpoint,
-                fix="evaluate on the dataset the model was trained for, or retrain")
+        spec.check_model(self.num_classes, self.names, self.checkpoint,
+                         fix="evaluate on the dataset the model was trained for, or retrain")
 
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()

@@ -23,10 +23,8 @@ def confusion_matrix(model: Any, data: Any, split: str = "val", flip: bool = Fal
 
     spec = data if isinstance(data, DatasetSpec) else (
         DatasetSpec.from_dict(data) if isinstance(data, dict) else DatasetSpec.load(data))
-    if spec.num_classes != model.num_classes:
-        raise LabelError(f"Model {getattr(model, 'path', '')} predicts {model.num_classes} classes but "
-                         f"dataset {spec.source or spec.root} has {spec.num_classes}.",
-                         fix="evaluate on the dataset the model was exported for")
+    spec.check_model(model.num_classes, model.names, getattr(model, "path", None),
+                     fix="evaluate on the dataset the model was exported for")
     samples = paired_samples(spec.split(split))[:max_images]
     cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
     for s in progress_bar(samples, len(samples), "val", progress):

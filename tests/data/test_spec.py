@@ -58,3 +58,34 @@ def test_an_image_passed_as_the_description_is_explained(tmp_path: Path):
 def test_missing_split_is_explained(tiny_dataset: Path):
     with pytest.raises(DatasetError, match="no 'test' split"):
         DatasetSpec.load(tiny_dataset).split("test")
+
+
+def test_a_model_is_checked_against_the_dataset_classes(tiny_dataset: Path, onnx_model, tiny_run, capsys):
+    """Another class count is refused; other class names (an order that may differ) are warned
+    about on one line, by the CLI's val for a checkpoint and for an export alike, and still scored."""
+    import warnings
+
+    from pixelwise.cli import main
+
+    spec = DatasetSpec.load(tiny_dataset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spec.check_model(11, [n.upper().replace("SIGNSYMBOL", "sign_symbol") for n in spec.names], "m.onnx", fix="x")
+    with pytest.raises(DatasetError, match=r"predicts 3 classes but dataset .*dataset.yaml has 11"):
+        spec.check_model(3, ["a", "b", "c"], "m.onnx", fix="x")
+    names = list(spec.names)
+    names[2], names[5] = names[5], names[2]  # two classes swapped
+    with pytest.warns(UserWarning, match=r"name 2 of 11 classes differently \(class 2: 'Tree' in the model, "
+                                         r"'Pole' in the dataset; class 5: 'Pole' .*same order"):
+        spec.check_model(11, names, "m.onnx", fix="x")
+
+    raw = yaml.safe_load(tiny_dataset.read_text())
+    raw["names"] = {i: f"n{i}" for i in range(11)}
+    raw["path"] = str(tiny_dataset.parent)
+    renamed = tiny_dataset.parent / "renamed.yaml"
+    renamed.write_text(yaml.safe_dump(raw))
+    for model in (onnx_model, tiny_run.best):
+        assert main(["val", "--model", str(model), "--data", str(renamed), "--quiet"]) == 0
+        err = capsys.readouterr().err
+        line = next(ln for ln in err.splitlines() if "name 11 of 11 classes differently" in ln)
+        assert line.startswith("pixelwise: warning: Model ") and "class 0: 'Sky' in the model, 'n0'" in line

@@ -231,10 +231,10 @@ def test_int8_export_goes_on_past_broken_calibration_files(tiny_run, tmp_path, c
     out = tmp_path / "q.onnx"
     assert main(["export", str(tiny_run.best), "--out", str(out), "--int8", "--calib", str(folder),
                  "--calib-images", str(len(train) + 3), "--min-agreement", "50"]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     for name in broken:  # each named once, on its own line, with the reason
-        assert sum(name in line and line.startswith("warning: skipped unreadable image") for line in
-                   printed.splitlines()) == 1
+        assert sum(name in line and line.startswith("pixelwise: warning: skipped unreadable image: Cannot decode")
+                   for line in printed.splitlines()) == 1, printed
     meta = json.loads(out.with_name(out.name + ".json").read_text())
     assert meta["quantization"]["calibration_images"] == len(train)  # every readable file, no more
 

@@ -122,7 +122,7 @@ def test_val_refuses_a_dataset_with_other_classes(tiny_run, tmp_path: Path):
     import yaml
 
     from pixelwise.engine.evaluator import val
-    from pixelwise.errors import CheckpointError
+    from pixelwise.errors import DatasetError
     from tests.conftest import write_dataset
 
     data = write_dataset(tmp_path / "d", n_train=1, n_val=1)
@@ -130,5 +130,5 @@ def test_val_refuses_a_dataset_with_other_classes(tiny_run, tmp_path: Path):
     raw["names"] = {i: f"c{i}" for i in range(12)}
     raw["ignore_index"] = 255
     data.write_text(yaml.safe_dump(raw))
-    with pytest.raises(CheckpointError, match="11 classes"):
+    with pytest.raises(DatasetError, match="predicts 11 classes but dataset .* has 12"):
         val(tiny_run.best, data, progress=False)
