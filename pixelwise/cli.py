@@ -28,6 +28,19 @@ def size_arg(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
+OUTPUT_KINDS = ("labels", "color", "overlay", "confidence")
+
+
+def outputs_arg(text: str) -> tuple[str, ...]:
+    """``--save labels,overlay``: which files prediction writes per image."""
+    kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in OUTPUT_KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown output {', '.join(unknown) or repr(text)}; choose from "
+                                         f"{', '.join(OUTPUT_KINDS)} (comma-separated)")
+    return kinds
+
+
 def _float_pair(text: str) -> tuple[float, float]:
     a, b = (float(p) for p in text.split(","))
     return a, b
@@ -94,9 +107,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
         from pixelwise.inference.video import default_video_name, segment_video
         from pixelwise.runtime.batch import load_predictor
 
-        if a.confidence or a.areas:
-            raise ConfigError(f"--confidence and --areas write per-image files; {a.source} is a video.",
-                              fix="drop them for video input (--video labels writes the class indices)")
+        if a.confidence or a.areas or a.save:
+            raise ConfigError(f"--save, --confidence and --areas choose per-image files; {a.source} is a video.",
+                              fix="drop them for video input (--video overlay|color|labels chooses what it shows)")
         mode = a.video or "overlay"
         model = load_predictor(a.model, a.device)
         out = Path(a.out) / default_video_name(a.source, mode)
@@ -109,8 +122,10 @@ def cmd_predict(a: argparse.Namespace) -> int:
                           f"({', '.join(VIDEO_EXTS)}).", fix="drop --video for images")
     from pixelwise.runtime.batch import predict
 
+    kinds = set(a.save or ("labels", "color", "overlay")) | ({"confidence"} if a.confidence else set())
     files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet,
-                    **tiling, scales=a.scales, save_confidence=a.confidence,
+                    **tiling, scales=a.scales, save_labels="labels" in kinds, save_color="color" in kinds,
+                    save_overlay="overlay" in kinds, save_confidence="confidence" in kinds,
                     areas_csv="areas.csv" if a.areas else None)
     print(f"{len(files)} files written to {a.out}")
     return 0
@@ -194,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tile", type=int, help="sliding-window mode with tiles of this size (huge images; "
                                             "memory bounded by the tile)")
     r.add_argument("--overlap", type=int, help="tile overlap in pixels (with --tile; default 64, at most half the tile)")
+    r.add_argument("--save", type=outputs_arg, help="files per image, comma-separated: labels (class ids), "
+                   "color, overlay, confidence (default labels,color,overlay; labels alone is fastest)")
     r.add_argument("--confidence", action="store_true", help="also write <stem>_confidence.png "
                                                              "(max class probability x 255)")
     r.add_argument("--areas", action="store_true", help="also write areas.csv: each image's share of every class")

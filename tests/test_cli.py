@@ -59,3 +59,22 @@ def test_corrupt_image_met_in_a_loader_worker_is_one_line(tmp_path: Path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert bad.name in lines[0] and "Traceback" not in lines[0] and "Fix:" in lines[0]
+
+
+def test_predict_writes_the_files_asked_for(onnx_model, tmp_path: Path):
+    """--save chooses the files per image (a large folder often wants the label maps alone)."""
+    from pixelwise.runtime.imageio import read_image
+
+    image = tmp_path / "street.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)).save(image)
+    for save, extra, written in ((["--save", "labels"], [], ["street_labels.png"]),
+                                 (["--save", "overlay,labels"], ["--confidence"],
+                                  ["street_confidence.png", "street_labels.png", "street_overlay.png"]),
+                                 ([], [], ["street_color.png", "street_labels.png", "street_overlay.png"])):
+        out = tmp_path / f"out{len(save)}{len(extra)}"
+        proc = run("predict", str(image), "--model", str(onnx_model), "--out", str(out), "--quiet", *save, *extra)
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(p.name for p in out.iterdir()) == written
+    assert read_image(tmp_path / "out20" / "street_labels.png").shape == (64, 96, 3)
+    proc = run("predict", str(image), "--model", str(onnx_model), "--save", "labels,sepia")
+    assert proc.returncode == 2 and "unknown output sepia; choose from labels, color, overlay, confidence" in proc.stderr

@@ -14,8 +14,9 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from pixelwise.cli import outputs_arg
 from pixelwise.errors import PixelwiseError
 
 
@@ -36,7 +37,8 @@ def _load(model: str, device: str) -> Any:
 
 
 def run(model: str, source: str, out: str, flip: bool = False, progress: bool = False,
-        tile: int | None = None, overlap: int | None = None) -> list[str]:
+        tile: int | None = None, overlap: int | None = None,
+        save: Sequence[str] = ("labels", "color")) -> list[str]:
     """Predict this rank's shard (``tile``: sliding-window mode for huge images); returns (on
     rank 0) every output path, gathered."""
     import torch
@@ -60,6 +62,8 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     try:
         mine = predict_folder(seg, source, out, files=shard(files, rank, world), progress=progress and rank == 0,
                               flip=flip, skipped_list=None, names_by_file=output_stems(files),
+                              save_labels="labels" in save, save_color="color" in save,
+                              save_overlay="overlay" in save, save_confidence="confidence" in save,
                               **({"tile": tile, "overlap": overlap} if tile is not None else {}))
         skipped: list[tuple[Path, str]] = []
     except UnreadableImagesError as exc:  # the other images were predicted; rank 0 reports them all
@@ -93,10 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flip", action="store_true")
     p.add_argument("--tile", type=int, help="sliding-window mode with tiles of this size (huge images)")
     p.add_argument("--overlap", type=int, help="tile overlap in pixels (with --tile; default 64, at most half the tile)")
+    p.add_argument("--save", type=outputs_arg, default=("labels", "color"),
+                   help="files per image: labels, color, overlay, confidence (default labels,color)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     try:
-        run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap)
+        run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap, a.save)
     except PixelwiseError as exc:  # one line, no traceback, as the CLI does
         print(f"pixelwise: error: {exc}", file=sys.stderr)
         return 2

@@ -31,13 +31,15 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
     pattern = str(tmp_path / "src" / "*" / "*.jpg")
     assert shard(list(range(5)), 1, 2) == [1, 3]
     with pytest.raises(UnreadableImagesError) as err:
-        run(str(tiny_run.best), pattern, str(tmp_path / "one"), tile=64, overlap=16)  # tiled, as huge images are
+        run(str(tiny_run.best), pattern, str(tmp_path / "one"), tile=64, overlap=16,  # tiled, as huge images are
+            save=("labels", "overlay"))
     single = err.value.written
     assert [p.name for p, _ in err.value.skipped] == ["zz_corrupt.jpg"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "pixelwise.inference.distributed", str(tiny_run.best),
-                        pattern, "--out", str(tmp_path / "two"), "--tile", "64", "--overlap", "16", "--quiet"],
+                        pattern, "--out", str(tmp_path / "two"), "--tile", "64", "--overlap", "16", "--quiet",
+                        "--save", "labels,overlay"],
                        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert r.returncode != 0 and "1 of" in r.stderr and "zz_corrupt.jpg" in r.stderr, r.stderr[-3000:]
     assert r.stderr.count("pixelwise: error:") == 1  # rank 0's one line (torchrun adds its own report)
@@ -48,5 +50,6 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
     names = sorted(str(Path(p).relative_to(tmp_path / "one")) for p in single)
     assert sorted(str(Path(p).relative_to(tmp_path / "two")) for p in manifest["outputs"]) == names
     assert f"cam2/{first.stem}_labels.png" in names and f"cam1/{first.stem}_labels.png" in names
+    assert f"cam1/{first.stem}_overlay.png" in names and not any(n.endswith("_color.png") for n in names)  # --save
     for n in names:
         assert (tmp_path / "one" / n).read_bytes() == (tmp_path / "two" / n).read_bytes(), n

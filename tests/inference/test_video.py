@@ -145,3 +145,8 @@ def test_cli_writes_the_chosen_video_kind(tiny_run, tmp_path, capsys):
     image = sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))[0]
     assert main(["predict", str(image), "--model", str(tiny_run.best), "--out", str(out), "--video", "color"]) == 2
     assert "--video color applies to a video source" in capsys.readouterr().err
+    for per_image in (["--save", "labels"], ["--confidence"], ["--areas"]):  # files per image, not per video
+        assert main(["predict", str(tmp_path / "street.mp4"), "--model", str(tiny_run.best), "--out", str(out),
+                     *per_image]) == 2
+        assert "choose per-image files; " in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["street_labels.mkv", "street_overlay.mp4"]
