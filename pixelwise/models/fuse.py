@@ -72,7 +72,7 @@ def fold_batchnorm(model: nn.Module, sample: torch.Tensor, rtol: float = 1e-3) -
     if not pairs:
         return model, 0
     parents = {}
-    for name, mod in folded.named_modules(remove_duplicate=False):
+    for _, mod in folded.named_modules(remove_duplicate=False):
         for child_name, child in mod.named_children():
             parents.setdefault(id(child), []).append((mod, child_name))
     with torch.no_grad():

@@ -9,7 +9,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from PIL import Image
 
 from pixelwise.export import ExportError, export
 from pixelwise.export.graph import upsample_factor

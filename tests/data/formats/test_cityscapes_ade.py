@@ -23,7 +23,7 @@ CAMVID_TO_LABELID = np.array([23, 11, 17, 7, 8, 21, 20, 13, 26, 24, 33, 1], np.u
 
 def _cityscapes(root: Path) -> dict[str, np.ndarray]:
     truth = {}
-    for i, (s, img, lab) in enumerate(camvid_pairs(3)):
+    for i, (_, img, lab) in enumerate(camvid_pairs(3)):
         split = "train" if i < 2 else "val"
         stem = f"aachen_{i:06d}_000019"
         ids = CAMVID_TO_LABELID[lab]
@@ -71,7 +71,7 @@ def test_cityscapes_rejects_non_label_ids(tmp_path):
 def test_sceneparse150_zero_label_shift(tmp_path):
     base = tmp_path / "ADEChallengeData2016"
     truth = {}
-    for i, (s, img, lab) in enumerate(camvid_pairs(3)):
+    for i, (_, img, lab) in enumerate(camvid_pairs(3)):
         d = "training" if i < 2 else "validation"
         ann = (lab.astype(np.uint8) * 13) % 151  # values 0..150; 0 = "other"
         save(base / "images" / d / f"ADE_{d[:5]}_{i:08d}.jpg", img)
@@ -93,7 +93,7 @@ def test_ade20k_full_seg_png_encoding(tmp_path):
     (root / "objects.txt").parent.mkdir(parents=True)
     (root / "objects.txt").write_text("\n".join(names))
     truth = {}
-    for i, (s, img, lab) in enumerate(camvid_pairs(2)):
+    for i, (_, img, lab) in enumerate(camvid_pairs(2)):
         idx = lab.astype(np.int64) * 250 + 7  # 1-based ids up to 2757
         idx[lab == 11] = 0  # unlabelled
         folder = root / "images" / "ADE" / ("training" if i == 0 else "validation") / "urban" / "street"

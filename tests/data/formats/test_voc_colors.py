@@ -21,7 +21,7 @@ def _voc(root: Path) -> dict[str, np.ndarray]:
     base = root / "VOCdevkit" / "VOC2012"
     truth = {}
     pal = [v for c in default_palette(256) for v in c]
-    for i, (s, img, lab) in enumerate(camvid_pairs(3)):
+    for i, (_, img, lab) in enumerate(camvid_pairs(3)):
         voc = lab.astype(np.uint8) + 1  # classes 1..12
         voc[lab == 11] = 255  # borders / void
         voc[:2, :] = 0
@@ -56,7 +56,7 @@ def test_voc_palette_indices_splits_and_convert(tmp_path):
 
 def test_voc_grey_palette_class_stays_an_index(tmp_path):
     """VOC's car (index 7) is drawn (128, 128, 128): a label of only background and car."""
-    truth = _voc(tmp_path / "voc")
+    _voc(tmp_path / "voc")
     lab = tmp_path / "voc" / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2007_000000.png"
     arr = np.zeros((32, 48), np.uint8)
     arr[5:20, 5:30] = 7
@@ -109,7 +109,7 @@ def test_colour_masks_autodetect_camvid_table(tmp_path):
 
 
 def test_colour_masks_camvid32_table_file_and_yaml_colours(tmp_path):
-    truth = _colour_dataset(tmp_path / "c", CAMVID32)
+    _colour_dataset(tmp_path / "c", CAMVID32)
     r = open_source(tmp_path / "c", table="camvid32")
     assert len(r.names) == 31  # Void is ignore, not a class
     txt = tmp_path / "label_colors.txt"
@@ -119,7 +119,6 @@ def test_colour_masks_camvid32_table_file_and_yaml_colours(tmp_path):
         assert np.array_equal(r.label(it), r2.label(it))
         # every label value maps back to the colour written
         lab = r.label(it)
-        cols = np.asarray([c for c, _ in CAMVID32], np.uint8)
         shown = np.asarray(Image.open(it.ref).convert("RGB"))
         void = lab == r.ignore_index
         assert np.array_equal(np.asarray(r.colors, np.uint8)[lab[~void]], shown[~void])
