@@ -69,6 +69,9 @@ def main() -> int:
     torch.manual_seed(0)
     if a.checkpoint:
         seg = Segmenter.load(a.checkpoint, device="cpu")
+        spec = (seg.model.spec.get("arch"), seg.model.spec.get("encoder"), seg.model.num_classes)
+        if spec != (ARCH, ENCODER, C):
+            raise SystemExit(f"{a.checkpoint} is {spec}; this benchmark times the default {(ARCH, ENCODER, C)}")
         weights = f"trained weights ({a.checkpoint})"
     else:
         seg = Segmenter(like_trained(create_model(ARCH, ENCODER, C)).eval(), [f"class{i}" for i in range(C)], [],

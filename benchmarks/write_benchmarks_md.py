@@ -153,7 +153,11 @@ rate and every contender within about a second, share per pair), so that it no l
 the phases the two sides happened to meet. Over 40 pairs the default model's whole fp32 graph
 reached a median of 45.7% (batch 1, ONNX Runtime; quartiles 43.1-49.2) and 45.5% (batch 8) of
 the GEMM rate, the network alone 47.5% / 47.0%, and yolo26n-sem's raw network, all dense convs,
-51.3% / 55.8%: the 60% target is not met here, by the default model or by the peer. The JavaScript
+51.3% / 55.8%: the 60% target is not met here, by the default model or by the peer. A second
+run with trained weights (the checkpoint `make demo` writes, 56.6 val mIoU) in a slower GEMM phase
+(112-220 GFLOP/s) gave 49.2% / 47.3% (quartiles 41.0-53.1 / 43.0-51.1), yolo26n-sem 52.5% / 56.8%;
+pairing narrows the spread but does not remove it, as the VM slows the GEMM and the convs by
+different amounts. The JavaScript
 benchmark now serves its page with the example's own server (`browser/serve.py`) and seeds its
 untrained weights (in one unseeded run the wasm int8 labels agreed with Python's on 94.0% of
 pixels, 100% in the run above: near-tie logits of random weights).
