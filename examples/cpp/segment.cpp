@@ -10,12 +10,14 @@
 //   ./build/segment best.xml street.ppm street_labels.pgm [--threads 2]
 //
 // Writes the label map as an 8-bit PGM (class indices) and prints one JSON line with each class's
-// pixel count; class names come from the export's sidecar (MODEL.json). Exit status 2 on errors.
+// pixel count; class names come from the export's sidecar (MODEL.json), else from the record
+// inside the model. Exit status 2 on errors.
 #include <openvino/openvino.hpp>
 
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -130,13 +132,22 @@ int run(int argc, char** argv) {
         return 2;
     }
     const std::string &model_path = args[0], &image_path = args[1], &out_path = args[2];
+    ov::Core core;
+    const std::shared_ptr<ov::Model> model = core.read_model(model_path);
     const std::string sidecar = model_path + ".json";
     std::string meta;
     try {
         meta = read_file(sidecar);
     } catch (const std::exception&) {
-        throw std::runtime_error(sidecar + ": metadata not found; keep the .json that 'pixelwise export' writes "
-                                 "next to the model");
+        // Without the sidecar, the record inside the model: pixelwise writes it into the IR's
+        // rt_info, and OpenVINO reads an ONNX file's metadata_props into rt_info["framework"].
+        if (model->has_rt_info("model_info", "pixelwise"))
+            meta = model->get_rt_info<std::string>("model_info", "pixelwise");
+        else if (model->has_rt_info("framework", "pixelwise"))
+            meta = model->get_rt_info<std::string>("framework", "pixelwise");
+        else
+            throw std::runtime_error(sidecar + ": metadata not found, and " + model_path + " carries none; keep "
+                                     "the .json that 'pixelwise export' writes next to the model");
     }
     if (meta.find("\"graph\": \"pipeline\"") == std::string::npos)
         throw std::runtime_error(model_path + ": this export takes normalised float tensors; re-export it with "
@@ -144,11 +155,10 @@ int run(int argc, char** argv) {
     const std::vector<std::string> names = class_names(meta, sidecar);
     const Image image = read_ppm(image_path);
 
-    ov::Core core;
     ov::AnyMap config{ov::hint::inference_precision(ov::element::f32),  // the precision the export check verified
                       ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
     if (threads > 0) config.emplace(ov::inference_num_threads(threads));
-    ov::CompiledModel compiled = core.compile_model(core.read_model(model_path), "CPU", config);
+    ov::CompiledModel compiled = core.compile_model(model, "CPU", config);
     ov::InferRequest request = compiled.create_infer_request();
     // The pixels as they are: no resize, no normalisation, no layout change.
     ov::Tensor input(ov::element::u8, {image.height, image.width, 3}, const_cast<uint8_t*>(image.rgb.data()));

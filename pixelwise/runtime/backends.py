@@ -66,7 +66,8 @@ class OrtBackend:
 
 
 class OpenVinoBackend:
-    """OpenVINO compiled model (reads .xml IR or .onnx); metadata from the sidecar JSON."""
+    """OpenVINO compiled model (reads .xml IR or .onnx); metadata from the sidecar JSON, else from
+    inside the model (the IR's rt_info, the ONNX file's metadata_props)."""
 
     runtime = "openvino"
 
@@ -84,11 +85,17 @@ class OpenVinoBackend:
         if self.path.suffix == ".xml" and not weights.exists():
             raise RuntimeModelError(f"{self.path} has no weights file {weights.name} beside it.", path=weights,
                                     fix="copy the .bin that 'pixelwise export' wrote next to the .xml")
-        embedded = None
-        if self.path.suffix == ".onnx" and not (self.path.parent / (self.path.name + ".json")).exists():
-            embedded = _onnx_embedded_metadata(self.path)
-        self.meta = read_metadata(self.path, embedded)
+        # Without the sidecar, the record inside the model: ONNX metadata_props, the IR's rt_info.
+        sidecar = (self.path.parent / (self.path.name + ".json")).exists()
+        embedded = _onnx_embedded_metadata(self.path) if self.path.suffix == ".onnx" and not sidecar else None
         core = ov.Core()
+        try:
+            model = core.read_model(str(self.path))
+        except RuntimeError as exc:  # OpenVINO reports a corrupt .xml/.bin/.onnx as RuntimeError
+            raise _openvino_cannot_load(self.path, exc) from None
+        if not sidecar and embedded is None and model.has_rt_info(["model_info", "pixelwise"]):
+            embedded = model.get_rt_info(["model_info", "pixelwise"]).astype(str)
+        self.meta = read_metadata(self.path, embedded)
         config: dict = {}
         if device == "CPU":
             config["INFERENCE_NUM_THREADS"] = _threads(threads)
@@ -99,11 +106,9 @@ class OpenVinoBackend:
             # weights stay half-size on disk and are widened to f32 for the arithmetic.
             config["INFERENCE_PRECISION_HINT"] = "f32"
         try:
-            self.compiled = core.compile_model(core.read_model(str(self.path)), device, config)
-        except RuntimeError as exc:  # OpenVINO reports a corrupt .xml/.bin/.onnx as RuntimeError
-            raise RuntimeModelError(f"{self.path} cannot be loaded by OpenVINO ({first_line(exc)}).", path=self.path,
-                                    fix="re-export it with 'pixelwise export' (keep the .xml, .bin and "
-                                        ".json together)") from None
+            self.compiled = core.compile_model(model, device, config)
+        except RuntimeError as exc:
+            raise _openvino_cannot_load(self.path, exc) from None
         self.request = self.compiled.create_infer_request()
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
 
@@ -112,6 +117,11 @@ class OpenVinoBackend:
         if outputs is None:
             return [np.asarray(res[o]) for o in self.compiled.outputs]
         return [np.asarray(res[self.compiled.output(name)]) for name in outputs]
+
+
+def _openvino_cannot_load(path: Path, exc: Exception) -> RuntimeModelError:
+    return RuntimeModelError(f"{path} cannot be loaded by OpenVINO ({first_line(exc)}).", path=path,
+                             fix="re-export it with 'pixelwise export' (keep the .xml, .bin and .json together)")
 
 
 def _onnx_embedded_metadata(path: Path) -> str | None:

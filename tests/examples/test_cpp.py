@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
@@ -80,13 +81,37 @@ def test_bad_inputs_fail_in_one_line(segment_exe, onnx_model, tiny_run, tmp_path
     Image.fromarray(read_image(val_images(tiny_run)[0])).save(good)
     truncated = tmp_path / "truncated.ppm"
     truncated.write_bytes(good.read_bytes()[:200])
-    bare = tmp_path / "bare.onnx"
-    shutil.copy(pipe, bare)  # no sidecar
+    bare = tmp_path / "bare.onnx"  # no sidecar, and no record inside either
+    proto = onnx.load(str(pipe))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(bare))
     cases = [((str(onnx_model), str(good)), "--pipeline"), ((str(pipe), str(truncated)), "truncated PPM"),
              ((str(pipe), str(val_images(tiny_run)[0])), "not an 8-bit binary PPM (P6) or PGM (P5)"),
              ((str(pipe), str(tmp_path / "missing.ppm")), "missing.ppm: cannot open"),
-             ((str(bare), str(good)), "bare.onnx.json: metadata not found")]
+             ((str(bare), str(good)), "bare.onnx.json: metadata not found, and")]
     for (model, image), message in cases:
         done = run_example(segment_exe, model, image, str(tmp_path / "out.pgm"))
         assert done.returncode == 2 and message in done.stderr, (message, done.stderr)
         assert done.stderr.count("\n") == 1 and not (tmp_path / "out.pgm").exists()
+
+
+@pytest.mark.parametrize("fmt", ["openvino", "onnx"])
+def test_a_model_without_its_sidecar_uses_the_record_inside_it(segment_exe, tiny_run, tmp_path, fmt):
+    """Only the model file(s) copied, no .json: the class names come from the record pixelwise
+    writes inside the model (the IR's rt_info, the ONNX metadata_props)."""
+    model = export(tiny_run.best, fmt, tmp_path / "full" / ("pipe.xml" if fmt == "openvino" else "pipe.onnx"),
+                   pipeline=True, outputs=("labels",), verify_images=1).path
+    (tmp_path / "bare").mkdir()
+    for f in (model, model.with_suffix(".bin")):
+        if f.exists():
+            shutil.copy(f, tmp_path / "bare" / f.name)
+    ppm = tmp_path / "street.ppm"
+    Image.fromarray(read_image(val_images(tiny_run)[0])).save(ppm)
+    reports = []
+    for folder in ("full", "bare"):
+        done = run_example(segment_exe, str(tmp_path / folder / model.name), str(ppm), str(tmp_path / f"{folder}.pgm"))
+        assert done.returncode == 0, done.stderr
+        reports.append(json.loads(done.stdout))
+    assert [c["name"] for c in reports[1]["classes"]] == RuntimeSegmenter.load(model).names
+    assert reports[0]["classes"] == reports[1]["classes"]
+    assert (tmp_path / "full.pgm").read_bytes() == (tmp_path / "bare.pgm").read_bytes()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -424,6 +425,24 @@ def test_damaged_openvino_and_onnx_files_are_refused_with_the_fix(tiny_run, onnx
                            str(cases["cut_bin"]), "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "cut_bin/m.xml" in done.stderr
+
+
+def test_an_openvino_ir_without_its_sidecar_uses_the_record_inside_it(tiny_run, tmp_path):
+    """The IR carries the metadata in its rt_info, like an ONNX file in its metadata_props: a
+    user who copies only the .xml and .bin still gets the model's classes, colours and
+    normalisation (the runtime refused it: 'no pixelwise metadata and no sidecar')."""
+    from pixelwise.export import export
+
+    ir = export(tiny_run.best, "openvino", tmp_path / "ir" / "m.xml", verify_images=1).path
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in (ir, ir.with_suffix(".bin")):
+        shutil.copy(f, bare / f.name)
+    full, alone = RuntimeSegmenter.load(ir), RuntimeSegmenter.load(bare / "m.xml")
+    assert alone.names == full.names and alone.meta.colors == full.meta.colors
+    assert (alone.meta.mean, alone.meta.std, alone.meta.stride) == (full.meta.mean, full.meta.std, full.meta.stride)
+    image = read_image(sorted(Path(Segmenter.load(tiny_run.best).dataset_record()["val"]["images"]).glob("*.jpg"))[0])
+    assert (alone.predict(image).labels == full.predict(image).labels).all()
 
 
 def test_labels_output_is_the_logits_argmax_and_used_by_predict(onnx_model, tiny_run):
