@@ -3,7 +3,8 @@
 // The graph takes the decoded image as it is (uint8, height x width x 3, RGB, any size) and
 // returns the label map at that size: resizing, normalisation, padding, upsampling and arg-max all
 // run inside it, so this file holds no pre- or post-processing code, only file handling. Class
-// names and colours come from the export's sidecar (MODEL.onnx.json), written by `pixelwise export`.
+// names and colours come from the export's sidecar (MODEL.onnx.json), written by `pixelwise export`,
+// or from the same record inside the .onnx when the sidecar is not there.
 //
 //   pixelwise export best.pt --format onnx --pipeline --outputs labels   # -> best.onnx + best.onnx.json
 //   npm ci && node segment.mjs best.onnx street.jpg more.png --out preds
@@ -17,6 +18,7 @@ import fs from "node:fs";
 import path from "node:path";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
+import { onnxMetadata } from "./onnx-metadata.mjs";
 
 const { PNG } = pngjs;
 
@@ -40,11 +42,23 @@ function parseArgs(argv) {
 function readMetadata(modelPath) {
   const sidecar = `${modelPath}.json`;
   if (!fs.existsSync(modelPath)) throw new UsageError(`${modelPath}: model not found; check the path`);
-  if (!fs.existsSync(sidecar)) {
-    throw new UsageError(`${sidecar}: metadata not found; keep the .json that 'pixelwise export' writes next to the model`);
+  let meta;
+  let where = sidecar;
+  if (fs.existsSync(sidecar)) {
+    meta = JSON.parse(fs.readFileSync(sidecar, "utf8"));
+  } else { // the same record inside the model (its metadata_props), when only the .onnx was copied
+    where = modelPath;
+    try {
+      meta = onnxMetadata(fs.readFileSync(modelPath));
+    } catch (err) {
+      throw new UsageError(`${modelPath}: not an ONNX model (${err.message}); pass the .onnx that 'pixelwise export' writes`);
+    }
+    if (!meta) {
+      throw new UsageError(`${sidecar}: metadata not found, and ${modelPath} carries none; keep the .json that ` +
+        "'pixelwise export' writes next to the model");
+    }
   }
-  const meta = JSON.parse(fs.readFileSync(sidecar, "utf8"));
-  if (meta.format !== "pixelwise-export/1") throw new UsageError(`${sidecar}: not a pixelwise export record`);
+  if (meta.format !== "pixelwise-export/1") throw new UsageError(`${where}: not a pixelwise export record`);
   if (meta.graph !== "pipeline") {
     throw new UsageError(`${modelPath}: this export takes normalised float tensors; re-export it with ` +
       "'pixelwise export MODEL --format onnx --pipeline' to feed it images directly");

@@ -1,9 +1,9 @@
 // Drives the browser example's form as a user does (file pickers, slider) in headless Chromium
 // through playwright-core, and prints what the page shows as one JSON line.
-//   node browser_ui.mjs CHROMIUM URL MODEL.onnx MODEL.onnx.json IMAGE LOGITS.onnx SAVE_DIR
+//   node browser_ui.mjs CHROMIUM URL MODEL.onnx MODEL.onnx.json IMAGE LOGITS.onnx SAVE_DIR NO_RECORD.onnx
 import { chromium } from "playwright-core";
 
-const [executablePath, url, model, sidecar, image, logits, saveDir] = process.argv.slice(2);
+const [executablePath, url, model, sidecar, image, logits, saveDir, noRecord] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath,
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
@@ -20,8 +20,12 @@ try {
   await page.goto(url);
   const out = { imageDisabledAtFirst: await page.isDisabled("#image-file") };
 
-  await page.setInputFiles("#model-files", [model]); // the .json forgotten
-  await waitStatus(page, "select two files");
+  await page.setInputFiles("#model-files", [noRecord]); // no .json, and no record inside the model
+  await waitStatus(page, "carries no pixelwise record");
+  out.noRecord = await status(page);
+
+  await page.setInputFiles("#model-files", [model]); // the .json forgotten: the record inside serves
+  await waitStatus(page, "Model ready");
   out.onlyOnnx = await status(page);
 
   await page.setInputFiles("#model-files", [logits, `${logits}.json`]); // not a --pipeline export

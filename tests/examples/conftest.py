@@ -16,7 +16,7 @@ def js_example(tmp_path_factory) -> Path:
     if not (NODE and NPM):
         pytest.skip("node and npm are not installed")
     where = tmp_path_factory.mktemp("js")
-    for name in ("package.json", "package-lock.json", "segment.mjs"):
+    for name in ("package.json", "package-lock.json", "segment.mjs", "onnx-metadata.mjs"):
         shutil.copy(EXAMPLE / name, where / name)
     shutil.copytree(EXAMPLE / "browser", where / "browser")
     # --ignore-scripts: onnxruntime-node's install script only fetches GPU providers.

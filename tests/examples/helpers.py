@@ -48,3 +48,13 @@ def example_server() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def without_record(model: Path, dst: Path) -> Path:
+    """A copy of an ONNX export with its metadata_props (the pixelwise record) removed."""
+    import onnx
+
+    proto = onnx.load(str(model))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(dst))
+    return dst

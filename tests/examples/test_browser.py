@@ -24,7 +24,7 @@ from PIL import Image
 
 from pixelwise.runtime import RuntimeSegmenter
 from pixelwise.runtime.imageio import read_image
-from tests.examples.helpers import NODE, NPM, example_server, grey_png, val_images
+from tests.examples.helpers import NODE, NPM, example_server, grey_png, val_images, without_record
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 pytestmark = pytest.mark.skipif(not (NODE and NPM and CHROMIUM),
@@ -122,12 +122,20 @@ def test_bad_files_are_reported_and_the_rest_still_segmented(js_example, pipelin
     logits, = served(js_example, onnx_model)
     report = run_page(js_example, logits, images[1:2])
     assert "--pipeline" in report["error"] and report["images"] == []
-    # A model whose sidecar is missing: the page names the address it could not fetch.
+    # A model with no sidecar and no record inside: the page names the address it could not fetch.
     bare = tmp_path / "bare.onnx"
-    shutil.copy(onnx_model, bare)
+    without_record(pipeline_model, bare)
     bare_url, = served(js_example, bare)
     report = run_page(js_example, bare_url, images[1:2])
-    assert f"{bare_url}.json: HTTP 404" in report["error"]
+    assert f"{bare_url}.json: HTTP 404, and {bare_url} carries no pixelwise record" in report["error"]
+    # With the record inside (as pixelwise exports it), the .onnx alone is enough.
+    alone = tmp_path / "alone.onnx"
+    shutil.copy(pipeline_model, alone)
+    alone_url, = served(js_example, alone)
+    report = run_page(js_example, alone_url, images[1:2])
+    assert "error" not in report and "error" not in report["images"][0], report
+    expected = RuntimeSegmenter.load(pipeline_model, threads=2).predict(read_image(good)).labels
+    assert (labels_of(report["images"][0]) == expected).mean() >= 0.999
 
 
 def test_the_form_works_as_a_user_drives_it(js_example, pipeline_model, onnx_model, tiny_run, tmp_path):
@@ -143,12 +151,14 @@ def test_the_form_works_as_a_user_drives_it(js_example, pipeline_model, onnx_mod
         shutil.copy(f"{src}.json", f"{dst}.json")
     with serving(js_example) as (base, _):
         done = subprocess.run([NODE, str(js_example / "browser_ui.mjs"), CHROMIUM, f"{base}/browser/index.html",
-                               str(model), f"{model}.json", str(image), str(logits), str(tmp_path)],
+                               str(model), f"{model}.json", str(image), str(logits), str(tmp_path),
+                               str(without_record(pipeline_model, tmp_path / "no_record.onnx"))],
                               capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     page = json.loads(done.stdout.strip().splitlines()[-1])
     assert page["imageDisabledAtFirst"] and page["imageEnabled"]
-    assert page["onlyOnnx"]["error"] and ".json" in page["onlyOnnx"]["text"]
+    assert page["noRecord"]["error"] and "select the .json written next to it too" in page["noRecord"]["text"]
+    assert not page["onlyOnnx"]["error"] and "11 classes" in page["onlyOnnx"]["text"]  # the record inside
     assert page["logits"]["error"] and "--pipeline" in page["logits"]["text"]
     assert not page["ready"]["error"] and "11 classes" in page["ready"]["text"]
     assert not page["segmented"]["error"] and image.name in page["segmented"]["text"]

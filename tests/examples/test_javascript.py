@@ -19,7 +19,7 @@ from PIL import Image
 from pixelwise.runtime import RuntimeSegmenter
 from pixelwise.runtime.imageio import read_image
 
-from tests.examples.helpers import NODE, NPM, grey_png, val_images
+from tests.examples.helpers import NODE, NPM, grey_png, val_images, without_record
 
 pytestmark = pytest.mark.skipif(not (NODE and NPM), reason="node and npm are not installed")
 
@@ -80,11 +80,25 @@ def test_bad_inputs_are_reported_and_skipped(js_example, pipeline_model, tiny_ru
     assert not list((tmp_path / "out").glob("broken*")) and not list((tmp_path / "out").glob("*.tmp-*"))
 
 
-def test_logits_exports_and_missing_metadata_are_refused(js_example, onnx_model, tiny_run, tmp_path):
+def test_logits_exports_and_missing_metadata_are_refused(js_example, onnx_model, pipeline_model, tiny_run,
+                                                          tmp_path):
     image = str(val_images(tiny_run)[0])
     done = run_example(js_example, str(onnx_model), image, "--out", str(tmp_path))
     assert done.returncode == 2 and "--pipeline" in done.stderr and str(onnx_model) in done.stderr
-    bare = tmp_path / "bare.onnx"
-    shutil.copy(onnx_model, bare)  # no .json sidecar next to it
+    bare = without_record(pipeline_model, tmp_path / "bare.onnx")  # no sidecar, no record inside
     done = run_example(js_example, str(bare), image, "--out", str(tmp_path))
-    assert done.returncode == 2 and f"{bare}.json" in done.stderr and "metadata" in done.stderr
+    assert done.returncode == 2 and f"{bare}.json: metadata not found, and {bare} carries none" in done.stderr
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(pipeline_model.read_bytes()[:3000])
+    done = run_example(js_example, str(cut), image, "--out", str(tmp_path))
+    assert done.returncode == 2 and f"{cut}: not an ONNX model" in done.stderr and done.stderr.count("\n") == 1
+    # The .onnx alone, as pixelwise exports it: the record inside gives the classes, same output.
+    alone = tmp_path / "alone" / "pipe.onnx"
+    alone.parent.mkdir()
+    shutil.copy(pipeline_model, alone)
+    outs = []
+    for model in (pipeline_model, alone):
+        done = run_example(js_example, str(model), image, "--out", str(tmp_path / model.parent.name))
+        assert done.returncode == 0, done.stderr
+        outs.append(json.loads(done.stdout.splitlines()[0]))
+    assert outs[0]["classes"] == outs[1]["classes"]

@@ -3,8 +3,10 @@
 //
 // Address parameters, for links and for scripted runs (tests, batch checks in a headless browser):
 //   index.html?model=URL_OF.onnx[&image=URL]...[&report=URL]
-// The sidecar is fetched from URL_OF.onnx.json. With `report`, every image's result (label map as
+// The sidecar is fetched from URL_OF.onnx.json (where there is none, the record pixelwise writes
+// inside the .onnx serves). With `report`, every image's result (label map as
 // base64, class areas, time) or error is POSTed there as one JSON document once all are done.
+import { onnxMetadata } from "../onnx-metadata.mjs";
 import { ModelError, colorize, decodeImage, labelPng, openModel, segment } from "./segment-web.mjs";
 
 const $ = (id) => document.getElementById(id);
@@ -30,18 +32,34 @@ function parseSidecar(text, name) {
   }
 }
 
+// The sidecar when there is one, else the same record inside the model (pixelwise writes both).
+function recordInside(bytes, name, missing) {
+  let meta;
+  try {
+    meta = onnxMetadata(bytes);
+  } catch (err) {
+    throw new ModelError(`${name}: not an ONNX model (${err.message}); choose the .onnx that 'pixelwise export' writes`);
+  }
+  if (!meta) throw new ModelError(`${missing}, and ${name} carries no pixelwise record; select the .json written next to it too`);
+  return meta;
+}
+
 async function modelFromFiles(files) {
   const graph = files.find((f) => f.name.endsWith(".onnx"));
   const sidecar = files.find((f) => f.name.endsWith(".json"));
-  if (!graph || !sidecar) {
-    throw new ModelError("select two files: the .onnx model and the .json written next to it");
-  }
-  return openModel(await graph.arrayBuffer(), parseSidecar(await sidecar.text(), sidecar.name), { name: graph.name });
+  if (!graph) throw new ModelError("select the .onnx model (and the .json written next to it)");
+  const bytes = await graph.arrayBuffer();
+  const meta = sidecar ? parseSidecar(await sidecar.text(), sidecar.name)
+    : recordInside(bytes, graph.name, "no .json selected");
+  return openModel(bytes, meta, { name: graph.name });
 }
 
 async function modelFromUrl(url) {
-  const [graph, sidecar] = await Promise.all([fetchOk(url), fetchOk(`${url}.json`)]);
-  return openModel(await graph.arrayBuffer(), parseSidecar(await sidecar.text(), `${url}.json`), { name: url });
+  const [graph, sidecar] = await Promise.all([fetchOk(url), fetch(`${url}.json`)]);
+  const bytes = await graph.arrayBuffer();
+  const meta = sidecar.ok ? parseSidecar(await sidecar.text(), `${url}.json`)
+    : recordInside(bytes, url, `${url}.json: HTTP ${sidecar.status}`);
+  return openModel(bytes, meta, { name: url });
 }
 
 function draw() {
