@@ -123,7 +123,10 @@ int run(int argc, char** argv) {
     int threads = 0;
     for (size_t i = 0; i + 1 < args.size(); ++i)
         if (args[i] == "--threads") {
-            threads = std::stoi(args[i + 1]);
+            const std::string& n = args[i + 1];
+            if (n.empty() || n.size() > 4 || n.find_first_not_of("0123456789") != std::string::npos ||
+                (threads = std::stoi(n)) < 1)
+                throw std::runtime_error("--threads " + n + ": pass a whole number of threads, 1 or more");
             args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
             break;
         }

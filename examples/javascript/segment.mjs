@@ -36,6 +36,12 @@ function parseArgs(argv) {
   if (!args.model || args.images.length === 0 || !args.out || !["node", "web"].includes(args.backend)) {
     throw new UsageError("usage: node segment.mjs MODEL.onnx IMAGE [IMAGE ...] [--out DIR] [--threads N] [--backend node|web]");
   }
+  if (args.threads !== undefined && !(Number.isInteger(args.threads) && args.threads >= 1)) {
+    throw new UsageError(`--threads ${argv[argv.indexOf("--threads") + 1]}: pass a whole number of threads, 1 or more`);
+  }
+  if (fs.existsSync(args.out) && !fs.statSync(args.out).isDirectory()) {
+    throw new UsageError(`--out ${args.out} is a file; pass a folder for the label maps`);
+  }
   return args;
 }
 

@@ -93,6 +93,11 @@ def test_bad_inputs_fail_in_one_line(segment_exe, onnx_model, tiny_run, tmp_path
         done = run_example(segment_exe, model, image, str(tmp_path / "out.pgm"))
         assert done.returncode == 2 and message in done.stderr, (message, done.stderr)
         assert done.stderr.count("\n") == 1 and not (tmp_path / "out.pgm").exists()
+    for threads in ("abc", "0", "-2"):
+        done = subprocess.run([str(segment_exe), str(pipe), str(good), str(tmp_path / "out.pgm"), "--threads", threads],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and f"--threads {threads}: pass a whole number" in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and not (tmp_path / "out.pgm").exists()
 
 
 @pytest.mark.parametrize("fmt", ["openvino", "onnx"])

@@ -102,3 +102,9 @@ def test_logits_exports_and_missing_metadata_are_refused(js_example, onnx_model,
         assert done.returncode == 0, done.stderr
         outs.append(json.loads(done.stdout.splitlines()[0]))
     assert outs[0]["classes"] == outs[1]["classes"]
+    for args, message in ((["--threads", "abc"], "--threads abc: pass a whole number"),
+                          (["--threads", "0"], "--threads 0: pass a whole number"),
+                          (["--out", image], f"--out {image} is a file; pass a folder")):
+        done = subprocess.run([NODE, str(js_example / "segment.mjs"), str(pipeline_model), image, *args],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
