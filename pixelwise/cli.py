@@ -8,7 +8,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from pixelwise.errors import ConfigError, PixelwiseError, one_line
 
@@ -39,6 +39,11 @@ def outputs_arg(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(f"unknown output {', '.join(unknown) or repr(text)}; choose from "
                                          f"{', '.join(OUTPUT_KINDS)} (comma-separated)")
     return kinds
+
+
+def save_flags(kinds: Sequence[str]) -> dict[str, bool]:
+    """``("labels", "overlay")`` -> the ``save_*`` keywords of ``predict`` / ``predict_folder``."""
+    return {f"save_{kind}": kind in kinds for kind in OUTPUT_KINDS}
 
 
 def _float_pair(text: str) -> tuple[float, float]:
@@ -124,9 +129,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
     kinds = set(a.save or ("labels", "color", "overlay")) | ({"confidence"} if a.confidence else set())
     files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet,
-                    **tiling, scales=a.scales, save_labels="labels" in kinds, save_color="color" in kinds,
-                    save_overlay="overlay" in kinds, save_confidence="confidence" in kinds,
-                    areas_csv="areas.csv" if a.areas else None)
+                    **tiling, scales=a.scales, **save_flags(kinds), areas_csv="areas.csv" if a.areas else None)
     print(f"{len(files)} files written to {a.out}")
     return 0
 

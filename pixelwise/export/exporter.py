@@ -318,10 +318,9 @@ def _refuse_if_unreadable(step: str, ims: list, skipped: list[tuple[Path, str]],
 
 def _warn_skipped(skipped: list[tuple[Path, str]]) -> None:
     """One warning per unreadable file skipped (the export goes on with the readable ones); the
-    reason names the file already, as pixelwise's errors do."""
-    for f, why in skipped:
-        warnings.warn(f"skipped unreadable image: {why}" if str(f) in why else f"skipped unreadable image {f}: {why}",
-                      UserWarning, stacklevel=3)
+    reason names the file, as pixelwise's read errors do."""
+    for _, why in skipped:
+        warnings.warn(f"skipped unreadable image: {why}", UserWarning, stacklevel=3)
 
 
 def _calibration_feeds(images: list[np.ndarray], meta: ExportMetadata) -> list[np.ndarray]:

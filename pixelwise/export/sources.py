@@ -42,9 +42,7 @@ def verification_images(images: Any, dataset: dict | None, limit: int = 4
                         ) -> tuple[list[np.ndarray], list[Path], list[tuple[Path, str]]]:
     """The first ``limit`` readable images of ``images``, else of the dataset's val (test, train)
     split, and the files skipped as unreadable (path, why)."""
-    files = image_files(images, dataset, ("val", "test", "train"))
-    ims, used, skipped = _read_usable(files, limit)
-    return ims, used, skipped
+    return _read_usable(image_files(images, dataset, ("val", "test", "train")), limit)
 
 
 def calibration_images(images: Any, dataset: dict | None, limit: int = 32, max_side: int = 1024
@@ -58,7 +56,7 @@ def calibration_images(images: Any, dataset: dict | None, limit: int = 32, max_s
     files = image_files(images, dataset, ("train", "val", "test"), option="--calib")
     picks = (np.linspace(0, len(files) - 1, limit).round().astype(int).tolist() if len(files) > limit
              else list(range(len(files))))
-    tried: set[int] = set()
+    picked, tried = set(picks), set()
     ims: list[np.ndarray] = []
     used: list[Path] = []
     skipped: list[tuple[Path, str]] = []
@@ -77,7 +75,7 @@ def calibration_images(images: Any, dataset: dict | None, limit: int = 32, max_s
 
     for i in picks:
         for j in range(i, len(files)):
-            if j not in tried and (j == i or j not in picks) and take(j):
+            if j not in tried and (j == i or j not in picked) and take(j):
                 break
     for j in range(len(files)):  # broken picks near the end: fill from what is left
         if len(ims) >= limit:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from pixelwise.cli import outputs_arg
+from pixelwise.cli import outputs_arg, save_flags
 from pixelwise.errors import PixelwiseError
 
 
@@ -62,8 +62,7 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     try:
         mine = predict_folder(seg, source, out, files=shard(files, rank, world), progress=progress and rank == 0,
                               flip=flip, skipped_list=None, names_by_file=output_stems(files),
-                              save_labels="labels" in save, save_color="color" in save,
-                              save_overlay="overlay" in save, save_confidence="confidence" in save,
+                              **save_flags(save),
                               **({"tile": tile, "overlap": overlap} if tile is not None else {}))
         skipped: list[tuple[Path, str]] = []
     except UnreadableImagesError as exc:  # the other images were predicted; rank 0 reports them all

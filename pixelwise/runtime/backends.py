@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from pixelwise.errors import first_line
-from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError, read_metadata
+from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError, read_metadata, sidecar_path
 
 
 class Backend(Protocol):
@@ -86,7 +86,7 @@ class OpenVinoBackend:
             raise RuntimeModelError(f"{self.path} has no weights file {weights.name} beside it.", path=weights,
                                     fix="copy the .bin that 'pixelwise export' wrote next to the .xml")
         # Without the sidecar, the record inside the model: ONNX metadata_props, the IR's rt_info.
-        sidecar = (self.path.parent / (self.path.name + ".json")).exists()
+        sidecar = sidecar_path(self.path).exists()
         embedded = _onnx_embedded_metadata(self.path) if self.path.suffix == ".onnx" and not sidecar else None
         core = ov.Core()
         try:

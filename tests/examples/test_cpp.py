@@ -9,13 +9,13 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from PIL import Image
 
 from pixelwise.export import export
 from pixelwise.runtime import RuntimeSegmenter
 from pixelwise.runtime.imageio import read_image
+from tests.examples.helpers import val_images, without_record
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cpp"
 CMAKE, CXX = shutil.which("cmake"), shutil.which("g++") or shutil.which("c++")
@@ -32,13 +32,6 @@ def segment_exe(tmp_path_factory) -> Path:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return build / "segment"
-
-
-def val_images(tiny_run) -> list[Path]:
-    from pixelwise.inference.predictor import Segmenter
-
-    record = Segmenter.load(tiny_run.best, device="cpu").dataset_record()
-    return sorted(Path(record["val"]["images"]).glob("*.jpg"))
 
 
 def run_example(exe: Path, *args: str) -> subprocess.CompletedProcess:
@@ -81,10 +74,7 @@ def test_bad_inputs_fail_in_one_line(segment_exe, onnx_model, tiny_run, tmp_path
     Image.fromarray(read_image(val_images(tiny_run)[0])).save(good)
     truncated = tmp_path / "truncated.ppm"
     truncated.write_bytes(good.read_bytes()[:200])
-    bare = tmp_path / "bare.onnx"  # no sidecar, and no record inside either
-    proto = onnx.load(str(pipe))
-    del proto.metadata_props[:]
-    onnx.save(proto, str(bare))
+    bare = without_record(pipe, tmp_path / "bare.onnx")  # no sidecar, and no record inside either
     cases = [((str(onnx_model), str(good)), "--pipeline"), ((str(pipe), str(truncated)), "truncated PPM"),
              ((str(pipe), str(val_images(tiny_run)[0])), "not an 8-bit binary PPM (P6) or PGM (P5)"),
              ((str(pipe), str(tmp_path / "missing.ppm")), "missing.ppm: cannot open"),
