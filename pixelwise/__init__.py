@@ -24,6 +24,7 @@ __all__ = [
     "val",
     "Segmenter",
     "TrainConfig",
+    "read_image",
 ]
 
 
@@ -53,4 +54,8 @@ def __getattr__(name: str):
         from pixelwise.config import TrainConfig
 
         return TrainConfig
+    if name == "read_image":  # an image file as the predictors read it: HxWx3 uint8 RGB, as displayed
+        from pixelwise.runtime.imageio import read_image
+
+        return read_image
     raise AttributeError(f"module 'pixelwise' has no attribute {name!r}")

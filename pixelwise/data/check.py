@@ -19,7 +19,7 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from pixelwise.data.formats.base import parallel_map
-from pixelwise.data.io import save_png
+from pixelwise.data.io import displayed_size, save_png
 from pixelwise.data.pairing import Sample, pair_split
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.errors import DatasetError, PixelwiseError
@@ -105,12 +105,13 @@ def _check_one(ctx: _Ctx, sample: Sample) -> dict[str, Any]:
     """Everything about one pair that needs pixels; returns problems and a small summary."""
     out: dict[str, Any] = {"problems": [], "present": None, "hash": None}
     probs = out["problems"]
-    size = None
+    size, turned = None, False
     try:
         out["hash"] = _hash(sample.image)
         with Image.open(sample.image) as im:
             im.load()
-            size = (im.height, im.width)
+            size = displayed_size(im)  # what training reads: EXIF orientation applied
+            turned = size != (im.height, im.width)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         probs.append(Problem("error", "unreadable", sample.image,
                              f"cannot decode the image ({exc}).",
@@ -149,8 +150,9 @@ def _check_one(ctx: _Ctx, sample: Sample) -> dict[str, Any]:
     if size is not None and arr.shape != size:
         probs.append(Problem("error", "size", sample.label,
                              f"label is {arr.shape[1]}x{arr.shape[0]} but image {sample.image.name} is "
-                             f"{size[1]}x{size[0]}.",
-                             "re-export the label at the image size (never resize with interpolation)"))
+                             f"{size[1]}x{size[0]}" + (" (as displayed: its EXIF orientation turns it)"
+                                                        if arr.shape == size[::-1] and turned else "") + ".",
+                             "re-export the label at the image size as displayed (never resize with interpolation)"))
     values, counts = np.unique(arr, return_counts=True)
     valid = (values < ctx.num_classes) | (values == ctx.ignore_index)
     bad = values[~valid]

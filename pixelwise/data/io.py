@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pixelwise.errors import ImageReadError, LabelError
 
@@ -25,6 +25,38 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
         hi = float(arr.max()) or 1.0
         return np.repeat((arr / hi * 255.0).clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
     return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+
+
+_ORIENTATION = 0x0112  # EXIF tag; 1 = as stored, 2-8 = mirrored and/or turned
+_TURNED = (5, 6, 7, 8)  # orientations that swap width and height
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION, 1)
+    except Exception:  # a damaged EXIF block must not make a readable photo unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(im: Image.Image) -> Image.Image:
+    """The image as viewers display it: phone photos are stored sideways with an EXIF orientation
+    (labelme, CVAT, browsers and OpenCV apply it, so labels are drawn on the displayed image)."""
+    return ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
+
+
+def turned_by_exif(path: Path) -> bool:
+    """Whether the file's EXIF orientation swaps its width and height (for error messages)."""
+    try:
+        with Image.open(path) as im:
+            return _orientation(im) in _TURNED
+    except (OSError, SyntaxError, ValueError):
+        return False
+
+
+def displayed_size(im: Image.Image) -> tuple[int, int]:
+    """(height, width) as displayed, from the header alone."""
+    return (im.width, im.height) if _orientation(im) in _TURNED else (im.height, im.width)
 
 
 @contextmanager
@@ -45,13 +77,17 @@ def decode_errors(path: Path, what: str, missing_fix: str, corrupt_fix: str) -> 
 
 
 def read_image(path: str | Path,
-               missing_fix: str = "check the path, or re-run 'pixelwise data check'") -> np.ndarray:
-    """Decode an image file to an HxWx3 uint8 RGB array (16-bit and grey images are converted)."""
+               missing_fix: str = "check the path, or re-run 'pixelwise data check'",
+               as_displayed: bool = True) -> np.ndarray:
+    """Decode an image file to an HxWx3 uint8 RGB array (16-bit and grey images are converted).
+
+    ``as_displayed``: apply the EXIF orientation (photos); off for colour-coded masks, whose pixels
+    are data."""
     path = Path(path)
     with decode_errors(path, "image", missing_fix, "re-export or remove this file (it is corrupt or truncated)"):
         with Image.open(path) as im:
             im.load()
-            return pil_to_rgb(im)
+            return pil_to_rgb(upright(im) if as_displayed else im)
 
 
 def read_label(path: str | Path) -> np.ndarray:

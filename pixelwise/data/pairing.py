@@ -47,7 +47,8 @@ def pair_split(split: SplitSpec, require_labels: bool = True) -> Pairing:
     if not split.images.is_dir():
         raise DatasetError(f"Image folder of split '{split.name}' not found: {split.images}.",
                            path=split.images,
-                           fix="correct 'path:' and the split folders in the dataset YAML")
+                           fix="correct 'path:' and the split folders in the dataset YAML (for the dataset "
+                               "recorded in a model, which may have moved: pass --data DATASET.yaml)")
     images = _list(split.images, IMAGE_EXTS)
     if not images:
         raise DatasetError(f"Image folder of split '{split.name}' is empty: {split.images}.",

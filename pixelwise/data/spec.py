@@ -174,16 +174,31 @@ class DatasetSpec:
                    ignore_index=int(raw.get("ignore_index", 255)),
                    format=str(raw.get("format", "masks")), source=source)
 
+    @classmethod
+    def from_record(cls, raw: dict[str, Any]) -> "DatasetSpec":
+        """The dataset recorded in a checkpoint or export (``to_dict``'s output).
+
+        Records written before 2026-12-03 kept the folders as given on the command line, relative
+        to the training run's working directory, with every split folder already under ``path``:
+        read as a YAML, the root came twice (``camvid/camvid/val/images``). Those split folders
+        are taken as they are, relative to the current directory."""
+        root = str(raw.get("path", "."))
+        entries = [raw[k] for k in SPLITS if isinstance(raw.get(k), dict)]
+        legacy = (not Path(root).is_absolute() and entries
+                  and all(str(e.get("images", "")).startswith(root) for e in entries))
+        return cls.from_dict({**raw, "path": "."} if legacy else raw)
+
     def to_dict(self) -> dict[str, Any]:
-        """A self-contained description (absolute folders), stored in run folders and checkpoints."""
-        out: dict[str, Any] = {"path": str(self.root), "format": self.format,
+        """A self-contained description (absolute folders), stored in run folders and checkpoints:
+        a model trained on ``mydata/dataset.yaml`` finds its data from any working directory."""
+        out: dict[str, Any] = {"path": str(self.root.absolute()), "format": self.format,
                                "ignore_index": self.ignore_index,
                                "names": {i: n for i, n in enumerate(self.names)},
                                "colors": {i: list(c) for i, c in enumerate(self.colors)}}
         for name, s in self.splits.items():
-            entry: dict[str, Any] = {"images": str(s.images)}
+            entry: dict[str, Any] = {"images": str(s.images.absolute())}
             if s.labels is not None:
-                entry["labels"] = str(s.labels)
+                entry["labels"] = str(s.labels.absolute())
             if s.label_suffix:
                 entry["label_suffix"] = s.label_suffix
             if s.image_suffix:

@@ -28,12 +28,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"Checkpoint not found: {path}.", path=path,
                               fix="pass the path of a .pt file written by 'pixelwise train'")
-    if path.suffix.lower() in (".onnx", ".xml", ".bin", ".torchscript", ".ts", ".engine"):
+    if path.suffix.lower() in (".torchscript", ".ts", ".engine"):
+        raise CheckpointError(f"{path} is a {'TensorRT engine' if path.suffix.lower() == '.engine' else 'TorchScript export'}"
+                              ", which pixelwise runs nowhere (it is for your own C++/Python code).", path=path,
+                              fix="pass the .pt it was exported from, or an .onnx / OpenVINO .xml export "
+                                  "(predict, val and serve read those)")
+    if path.suffix.lower() in (".onnx", ".xml", ".bin"):
         raise CheckpointError(f"{path} is an exported model, not a training checkpoint.", path=path,
                               fix="pass the .pt it was exported from (predict, val and serve take exports too)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
+        if path.suffix.lower() not in (".pt", ".pth", ".ckpt"):  # not a model file at all, most likely
+            raise CheckpointError(f"{path} is not a model pixelwise reads (its suffix is '{path.suffix}').", path=path,
+                                  fix="pass a .pt checkpoint written by 'pixelwise train', or an .onnx / "
+                                      "OpenVINO .xml export") from None
         raise CheckpointError(f"Checkpoint {path} cannot be read ({type(exc).__name__}: {exc}).",
                               path=path, fix="use another checkpoint (e.g. last.pt or best.pt)") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

@@ -54,7 +54,7 @@ def evaluate_checkpoint(model: str | Path | Any, data: str | Path | DatasetSpec 
     if data is None:
         data = seg.dataset_record()
     spec = data if isinstance(data, DatasetSpec) else (
-        DatasetSpec.from_dict(data) if isinstance(data, dict) else DatasetSpec.load(data))
+        DatasetSpec.from_record(data) if isinstance(data, dict) else DatasetSpec.load(data))
     seg.check_compatible(spec)
     ds = SegmentationDataset(spec, split)
     metrics = evaluate(seg.model, ds, seg.device, max_images=max_images, flip=flip, progress=progress,

@@ -7,11 +7,15 @@ from pixelwise.cli import size_arg
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from pixelwise.export import export
+    from pixelwise.export import ExportError, export
 
+    if a.outputs is not None and not a.pipeline:  # a logits graph has one output: the option would be ignored
+        raise ExportError(f"--outputs {a.outputs} only applies to --pipeline exports.",
+                          fix="add --pipeline or drop --outputs")
+    outputs = a.outputs or "labels,probabilities"
     res = export(a.model, a.format, a.out, fp16=a.fp16, int8=a.int8, calib=a.calib, calib_images=a.calib_images,
                  pipeline=a.pipeline, imgsz=a.imgsz,
-                 outputs=tuple(o.strip() for o in a.outputs.split(",") if o.strip()), images=a.images,
+                 outputs=tuple(o.strip() for o in outputs.split(",") if o.strip()), images=a.images,
                  opset=a.opset, check=not a.no_verify,
                  min_agreement=None if a.min_agreement is None else a.min_agreement / 100.0)
     print(f"exported: {res.path} ({res.format}, {res.metadata.graph} graph, {res.metadata.precision}) "
@@ -37,7 +41,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--pipeline", action="store_true",
                    help="embed pre/post-processing: uint8 HxWx3 image in, labels/probabilities out")
     e.add_argument("--imgsz", type=size_arg, help="with --pipeline: resize to H,W inside the graph")
-    e.add_argument("--outputs", default="labels,probabilities", help="with --pipeline: labels, probabilities or both")
+    e.add_argument("--outputs", help="with --pipeline: labels, probabilities or both (default: both)")
     e.add_argument("--images", help="real images to verify on (default: the training dataset's val images)")
     e.add_argument("--opset", type=int, default=17)
     e.add_argument("--min-agreement", type=float, default=None,

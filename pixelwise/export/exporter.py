@@ -209,7 +209,7 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
     (default: ``calib_images`` spread over the training split). ``min_agreement`` defaults to
     ``MIN_AGREEMENT`` for the precision.
     """
-    from pixelwise.export.sources import calibration_images, verification_images
+    from pixelwise.export.sources import calibration_images, recorded_root, verification_images
     from pixelwise.runtime.metadata import sidecar_path
 
     t0 = time.time()
@@ -237,16 +237,16 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
                            if check else ([], [], []))
     _refuse_if_unreadable("verify", ims, skipped, "--images")
     if check and not ims:
-        raise ExportError(f"No real image to verify the export of {src} on (the training dataset is not "
-                          "on this machine).", path=src, fix="pass --images FOLDER_OF_IMAGES (or --no-verify)")
+        raise ExportError(f"No real image to verify the export of {src} on "
+                          f"({recorded_root(getattr(seg, '_dataset', None))}).", path=src, fix="pass --images FOLDER_OF_IMAGES (or --no-verify)")
     calib_ims: list[np.ndarray] = []
     if int8:
         calib_ims, _, calib_skipped = calibration_images(calib, getattr(seg, "_dataset", None), calib_images)
         _refuse_if_unreadable("calibrate", calib_ims, calib_skipped, "--calib")
         skipped += calib_skipped
         if not calib_ims:
-            raise ExportError(f"No image to calibrate the int8 export of {src} on (the training dataset "
-                              "is not on this machine).", path=src,
+            raise ExportError(f"No image to calibrate the int8 export of {src} on "
+                              f"({recorded_root(getattr(seg, '_dataset', None))}).", path=src,
                               fix="pass --calib FOLDER_OF_TRAINING_IMAGES (a few dozen like the ones it will see)")
     _warn_skipped(skipped)
     # Everything is written and verified in a staging folder beside the destination, then moved

@@ -11,7 +11,7 @@ import numpy as np
 def image_files(images: Any, dataset: dict | None, splits: tuple[str, ...], option: str = "--images") -> list[Path]:
     """``images``: a folder, glob, file or list of paths. Default: the files of the first of
     ``splits`` of the dataset recorded in the checkpoint that exists on this machine."""
-    from pixelwise.errors import DatasetError
+    from pixelwise.errors import DatasetError, PixelwiseError
     from pixelwise.export import ExportError
     from pixelwise.runtime.batch import expand_sources
 
@@ -25,9 +25,14 @@ def image_files(images: Any, dataset: dict | None, splits: tuple[str, ...], opti
                 raise ExportError(f"{option} {it}: no image there.", path=it,
                                   fix=f"pass a folder, file or glob of real images to {option}") from None
     elif dataset:
+        from pixelwise.data.spec import DatasetSpec
+
+        try:
+            recorded = DatasetSpec.from_record(dataset).splits
+        except PixelwiseError:  # a record this version cannot read: as if no dataset were recorded
+            recorded = {}
         for split in splits:
-            entry = dataset.get(split)
-            folder = Path(entry["images"]) if isinstance(entry, dict) and "images" in entry else None
+            folder = recorded[split].images if split in recorded else None
             if folder is not None and folder.is_dir():
                 try:
                     files = expand_sources(folder)
@@ -36,6 +41,19 @@ def image_files(images: Any, dataset: dict | None, splits: tuple[str, ...], opti
                 if files:
                     break
     return [f for f in files if f.suffix.lower() != ".npy"]
+
+
+def recorded_root(dataset: dict | None) -> str:
+    """Where the recorded training dataset was looked for, for error messages."""
+    from pixelwise.data.spec import DatasetSpec
+    from pixelwise.errors import PixelwiseError
+
+    if not dataset:
+        return "the model records no dataset"
+    try:
+        return f"the recorded dataset, {DatasetSpec.from_record(dataset).root.absolute()}, is not on this machine"
+    except PixelwiseError:
+        return "the model's dataset record is unreadable"
 
 
 def verification_images(images: Any, dataset: dict | None, limit: int = 4

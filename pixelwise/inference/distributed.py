@@ -63,7 +63,7 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
         mine = predict_folder(seg, source, out, files=shard(files, rank, world), progress=progress and rank == 0,
                               flip=flip, skipped_list=None, names_by_file=output_stems(files),
                               **save_flags(save),
-                              **({"tile": tile, "overlap": overlap} if tile is not None else {}))
+                              **({"tile": tile, "overlap": overlap} if tile is not None or overlap is not None else {}))
         skipped: list[tuple[Path, str]] = []
     except UnreadableImagesError as exc:  # the other images were predicted; rank 0 reports them all
         mine, skipped = exc.written, exc.skipped

@@ -82,14 +82,20 @@ class Segmenter(DrawMixin):
             out = (out + self.model(x.flip(-1)).flip(-1)) / 2
         return out
 
+    def check_options(self, probabilities: bool = False, scales: Sequence[float] | None = None,
+                      tile: int | None = None, overlap: int | None = None, **_: object) -> int:
+        """Refuse ``predict`` options that cannot work (before a folder's first image is read);
+        returns the tile overlap to use."""
+        return check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
+                             stride=int(self.model.stride), error=ConfigError)
+
     def predict(self, image: str | Path | np.ndarray, probabilities: bool = False, flip: bool = False,
                 scales: Sequence[float] | None = None, tile: int | None = None, overlap: int | None = None,
                 confidence: bool = False, batch: int = 4) -> Prediction:
         """Label map (and probabilities / confidence when asked) at the image's own size; the same
         API as ``RuntimeSegmenter.predict``: ``scales`` multi-scale TTA, ``tile`` sliding-window
         mode with ``overlap`` (memory bounded by the tile; confidence but no probabilities)."""
-        overlap = check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
-                                stride=int(self.model.stride), error=ConfigError)
+        overlap = self.check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap)
         src = None
         if not isinstance(image, np.ndarray):  # the runtime's reader: image files and memory-mapped .npy
             src = Path(image)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pixelwise.runtime.tiling import tiled_labels, tiled_labels_lowres
+from pixelwise.runtime.tiling import lowres_blend_exact, tiled_labels, tiled_labels_lowres
 
 
 @torch.no_grad()
@@ -58,7 +58,8 @@ def tiled_predict(seg: Any, image: np.ndarray, tile: int = 512, overlap: int = 6
                   flip: bool = False, out: np.ndarray | None = None,
                   confidence_out: np.ndarray | None = None) -> np.ndarray:
     """HxW label map of ``image`` (may be a memmap) with the torch model, tile by tile."""
-    f = logits_stride(seg) if confidence_out is None else None
+    exact = lowres_blend_exact(image.shape[1], seg.model.stride, flip)
+    f = logits_stride(seg) if confidence_out is None and exact else None
     if f:  # blend the decoder's stride-level logits, as the runtime does for exported models
         return tiled_labels_lowres(image, torch_lowres_scorer(seg, flip), seg.num_classes, f, seg.model.stride,
                                    tile, overlap, batch, out)

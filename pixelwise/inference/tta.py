@@ -20,7 +20,8 @@ def tta_logits(seg: Any, image: np.ndarray, flip: bool = True, scales: Sequence[
     for s in scales:
         im = image if s == 1.0 else resize_image(image, (max(1, round(h * s)), max(1, round(w * s))))
         out = seg.logits(im, flip=flip) * (2 if flip else 1)
-        out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False) if out.shape[-2:] != (h, w) else out
+        if out.shape[-2:] != (h, w):  # antialias: a scale above 1 is shrunk back as Pillow does in the runtime
+            out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         total = out if total is None else total + out
         n += 2 if flip else 1
     return total / n

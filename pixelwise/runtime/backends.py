@@ -6,8 +6,9 @@ Neither imports torch.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -109,8 +110,16 @@ class OpenVinoBackend:
             self.compiled = core.compile_model(model, device, config)
         except RuntimeError as exc:
             raise _openvino_cannot_load(self.path, exc) from None
-        self.request = self.compiled.create_infer_request()
+        # An InferRequest is not thread-safe, and the server predicts in a pool of threads: one each.
+        self._local = threading.local()
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+
+    @property
+    def request(self) -> Any:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return request
 
     def run(self, feed: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
         res = self.request.infer({0: feed})

@@ -28,6 +28,11 @@ def expand_sources(src: str | Path) -> list[Path]:
     else:
         raise DatasetError(f"Nothing to predict: {s} does not exist.", path=s,
                            fix="pass an image file, a folder of images or a glob like 'imgs/*.jpg'")
+    if not files and not p.is_dir() and not p.exists():  # a glob
+        matched = glob.glob(s, recursive=True)
+        raise DatasetError(f"Nothing to predict: the glob {s} matches " + (
+            f"{len(matched)} file(s), none an image." if matched else "no file."), path=s,
+            fix=f"check the pattern (images: {', '.join(IMAGE_EXTS)}); quote it so the shell does not expand it")
     if not files:
         nested = p.is_dir() and any(f.suffix.lower() in IMAGE_EXTS for f in p.glob("*/**/*"))
         raise DatasetError(f"No images found in {s}" + (" (its images are in subfolders)." if nested else "."),
@@ -114,7 +119,7 @@ def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict"
     ``model``: a checkpoint, a predictor, or an exported ``.onnx``/OpenVINO ``.xml`` (then the
     torch-free runtime predicts, and PyTorch is not imported)."""
     kw: dict[str, Any] = {"flip": flip}
-    if tile is not None:
+    if tile is not None or overlap is not None:  # an overlap without a tile is refused, not dropped
         kw.update(tile=tile, overlap=overlap)
     if scales:
         kw["scales"] = tuple(scales)
@@ -150,6 +155,8 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     out = Path(out_dir)
     kinds = [k for k, on in (("labels", save_labels), ("color", save_color), ("overlay", save_overlay),
                              ("confidence", save_confidence)) if on]  # the files written per image
+    if hasattr(model, "check_options"):  # before any file is read or the progress bar drawn
+        model.check_options(**predict_kw)
     refuse_overwriting_inputs(list(stems), [out / f"{stems[f]}_{k}.png" for f in files for k in kinds]
                               + ([out / areas_csv] if areas_csv else []))
     out.mkdir(parents=True, exist_ok=True)

@@ -8,30 +8,26 @@ from typing import Any
 
 import numpy as np
 
-from pixelwise.errors import LabelError
-
 
 def confusion_matrix(model: Any, data: Any, split: str = "val", flip: bool = False,
                      max_images: int | None = None, progress: bool = False) -> tuple[np.ndarray, list[str], int]:
     """``cm[true, pred]`` over the split (whole images, ignore excluded), the class names and the
     number of images scored."""
-    from pixelwise.data.io import read_image, read_label
     from pixelwise.data.pairing import paired_samples
+    from pixelwise.data.samples import read_pair, require_masks
     from pixelwise.data.spec import DatasetSpec
     from pixelwise.engine.metrics import ConfusionMatrix
     from pixelwise.runtime.batch import progress_bar
 
     spec = data if isinstance(data, DatasetSpec) else (
-        DatasetSpec.from_dict(data) if isinstance(data, dict) else DatasetSpec.load(data))
+        DatasetSpec.from_record(data) if isinstance(data, dict) else DatasetSpec.load(data))
     spec.check_model(model.num_classes, model.names, getattr(model, "path", None),
                      fix="evaluate on the dataset the model was exported for")
+    require_masks(spec, "Evaluation")
     samples = paired_samples(spec.split(split))[:max_images]
     cm = ConfusionMatrix(spec.num_classes, spec.ignore_index)
     for s in progress_bar(samples, len(samples), "val", progress):
-        image, label = read_image(s.image), read_label(s.label)
-        if label.shape != image.shape[:2]:
-            raise LabelError(f"Label {s.label} does not match its image size.", path=s.label,
-                             fix="re-export the label at the image's size")
+        image, label = read_pair(s, spec)  # the same checks as the PyTorch evaluator's dataset
         cm.update(model.predict(image, flip=flip).labels, label)
     return cm.matrix, list(spec.names), len(samples)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pixelwise.data.io import pil_to_rgb, read_image as read_image_file  # numpy + Pillow only, like this module
+from pixelwise.data.io import pil_to_rgb, read_image as read_image_file, upright  # numpy + Pillow only, like this module
 from pixelwise.errors import ImageReadError, ImageTooLargeError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -40,7 +40,7 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = Non
                                          f"{max_pixels}.", path=name, fix="downscale it (or tile it "
                                          "client-side and send the tiles)")
             im.load()
-            return pil_to_rgb(im)
+            return pil_to_rgb(upright(im))  # as displayed, like a file read from disk
     except UnidentifiedImageError:  # Pillow's message names its BytesIO object, not the upload
         raise ImageReadError(f"Cannot decode image {name}: " + (f"its {len(data)} bytes are in no image format "
                              "Pillow reads." if data else "the upload is empty."),
@@ -52,8 +52,8 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = Non
 
 def ensure_rgb(image: np.ndarray, where: str | Path = "array") -> np.ndarray:
     """Accept HxW grey, HxWx3 RGB or HxWx4 RGBA uint8; return an HxWx3 view where possible."""
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim == 2:  # a read-only view: a memory-mapped grey .npy stays on disk
+        image = np.broadcast_to(image[..., None], (*image.shape, 3))
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ImageReadError(f"Expected an HxWx3 RGB image, got shape {image.shape}.", path=str(where),
                              fix="pass an RGB uint8 array or an image path")
@@ -67,9 +67,11 @@ def ensure_rgb(image: np.ndarray, where: str | Path = "array") -> np.ndarray:
 
 
 def encode_png(array: np.ndarray, fast: bool = False) -> bytes:
-    """PNG bytes. ``fast``: zlib level 1, for photo-like images (overlays), where the default level
+    """PNG bytes (a 2-D integer array is a label map: 8-bit, 16-bit when a class id passes 255). ``fast``: zlib level 1, for photo-like images (overlays), where the default level
     took 45 instead of 12 ms for a 480x360 image and saved only 8% of the size; label and colour
     maps compress well and quickly at the default."""
+    if array.ndim == 2 and array.dtype != np.uint8:  # a label map: 8-bit, or 16-bit above 256 classes
+        array = array.astype(np.uint16 if array.size and int(array.max()) > 255 else np.uint8)
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG", compress_level=1 if fast else 6)
     return buf.getvalue()

@@ -15,7 +15,7 @@ import numpy as np
 from pixelwise.runtime.backends import Backend, open_backend
 from pixelwise.runtime.imageio import ensure_rgb, read_image, resize_image, resize_scores
 from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError
-from pixelwise.runtime.tiling import check_options, tiled_labels, tiled_labels_lowres
+from pixelwise.runtime.tiling import check_options, lowres_blend_exact, tiled_labels, tiled_labels_lowres
 from pixelwise.runtime.visualize import DrawMixin, area_summary
 
 
@@ -165,6 +165,21 @@ class RuntimeSegmenter(DrawMixin):
         return (total / n)[None]
 
     # ------------------------------------------------------------------ prediction
+    def check_options(self, probabilities: bool = False, scales: Sequence[float] | None = None,
+                      tile: int | None = None, overlap: int | None = None, flip: bool = False,
+                      confidence: bool = False, **_: object) -> int:
+        """Refuse ``predict`` options that cannot work (before a folder's first image is read);
+        returns the tile overlap to use."""
+        if not self.has_scores:
+            wanted = [name for name, on in (("flip", flip), ("scales", bool(scales)), ("tile", tile is not None),
+                                            ("probabilities", probabilities), ("confidence", confidence)) if on]
+            if wanted:
+                raise RuntimeModelError(f"{self.path} is a labels-only pipeline export: {', '.join(wanted)} "
+                                        "need(s) class scores.", path=self.path,
+                                        fix=f"drop {', '.join(wanted)}, or re-export with --outputs labels,probabilities")
+        return check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
+                             stride=self.meta.stride, error=RuntimeModelError)
+
     def predict(self, image: str | Path | np.ndarray, probabilities: bool = False, flip: bool = False,
                 scales: Sequence[float] | None = None, tile: int | None = None, overlap: int | None = None,
                 confidence: bool = False, batch: int = 4) -> Prediction:
@@ -172,15 +187,16 @@ class RuntimeSegmenter(DrawMixin):
 
         ``tile``: sliding-window mode with ``overlap`` and weighted blending (memory bounded by the
         tile; probabilities are not kept in this mode, confidence is)."""
-        overlap = check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
-                                stride=self.meta.stride, error=RuntimeModelError)
+        overlap = self.check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
+                                     flip=flip, confidence=confidence)
         src = None
         if not isinstance(image, np.ndarray):
             src = Path(image)
             image = read_image(src)
         image = ensure_rgb(image, src or "array")
         if tile is not None:
-            if self.lowres_factor and not confidence:  # blend the graph's own stride-level logits
+            if (self.lowres_factor and not confidence  # blend the graph's own stride-level logits
+                    and lowres_blend_exact(image.shape[1], self.meta.input_multiple, flip)):
                 labels = tiled_labels_lowres(image, self._lowres_fn(flip), self.num_classes, self.lowres_factor,
                                              self.meta.input_multiple, tile, overlap, batch)
                 return Prediction(labels, None, src, None)

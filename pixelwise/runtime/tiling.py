@@ -63,12 +63,15 @@ def check_options(*, probabilities: bool, scales: Sequence[float] | None, tile: 
             raise error(f"Test-time scale {s:g} is outside (0, {MAX_SCALE:g}]: the image would be predicted "
                         f"at {s:g}x its size.", fix="use scales around 1, e.g. 0.75,1,1.25")
     if tile is None:
+        if overlap is not None:
+            raise error(f"overlap={overlap} applies to tiled prediction only.",
+                        fix="pass tile=SIZE as well (e.g. 1024), or drop overlap")
         return 0
     if overlap is None:
         overlap = min(DEFAULT_OVERLAP, tile // 2)
     if tile < stride:
         raise error(f"Tile size {tile} is below the network's stride ({stride}).",
-                    fix=f"use tiles of at least {stride} pixels (512-1024 is typical), or whole-image mode (tile=None)")
+                    fix=f"use tiles of at least {stride} pixels (512-1024 is typical), or whole-image mode (no tile)")
     if not 0 <= overlap <= tile // 2:
         raise error(f"Tile overlap {overlap} is outside 0..{tile // 2} (half the tile of {tile}).",
                     fix="use an overlap of at most half the tile (default: 64, or half a smaller tile)")
@@ -76,10 +79,10 @@ def check_options(*, probabilities: bool, scales: Sequence[float] | None, tile: 
     if probabilities:
         raise error("probabilities=True is not available in tiled mode "
                     "(a full CxHxW map would defeat the memory bound).",
-                    fix="use confidence=True, or whole-image mode (tile=None)")
+                    fix="use confidence=True, or whole-image mode (no tile)")
     if scales:
         raise error("Multi-scale TTA (scales) is not available in tiled mode.",
-                    fix="use flip=True, or whole-image mode (tile=None)")
+                    fix="use flip=True, or whole-image mode (no tile)")
     return overlap
 
 
@@ -183,6 +186,16 @@ def upsampled_argmax(rows: np.ndarray, factor: int, width: int) -> np.ndarray:
         weights = np.stack([(1 - wy) * (1 - wx), wy * (1 - wx), (1 - wy) * wx, wy * wx]).reshape(4, f * f)
         canvas[ci, :, cj, :] = (corners @ weights).argmax(0).reshape(-1, f, f).astype(dtype)
     return canvas.reshape(n * f, (w + 1) * f)[:, f // 2:f // 2 + width]
+
+
+def lowres_blend_exact(width: int, multiple: int, flip: bool) -> bool:
+    """Whether flip TTA can be blended at the logits' stride and still equal the whole image's.
+
+    A tile that reaches past the right edge is zero-padded there; mirrored, its padding would sit
+    on the left and shift the image on the stride grid (98.8% label agreement with whole-image
+    flip at 250 pixels wide). Such images blend at full resolution, where each tile is mirrored
+    before it is padded."""
+    return not flip or width % multiple == 0
 
 
 def tiled_labels_lowres(image: np.ndarray, score_fn: LowResScoreFn, num_classes: int, factor: int,

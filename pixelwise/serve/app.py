@@ -5,20 +5,20 @@ requests queue instead of piling up, and the event loop keeps answering health c
 """
 from __future__ import annotations
 
-import hmac
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import anyio
-import numpy as np
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from pixelwise.errors import ImageReadError, ImageTooLargeError, PixelwiseError
 from pixelwise.runtime.imageio import decode_image, encode_png
 from pixelwise.runtime.visualize import area_summary, rle_encode
+from pixelwise.serve.auth import KEY_HELP, gate, key_matches
 from pixelwise.serve.limits import BodySizeLimit, PendingLimit
 from pixelwise.serve.models import describe
 from pixelwise.serve.schema import SEGMENT_RESPONSES, error_responses
@@ -57,15 +57,17 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
     stats = {"requests": 0, "errors": 0, "started": time.time()}
 
     def check_key(request: Request) -> None:
-        if api_key is None:
-            return
-        given = request.headers.get("x-api-key") or ""
-        auth = request.headers.get("authorization") or ""
-        if auth.lower().startswith("bearer "):
-            given = given or auth[7:]
-        if not hmac.compare_digest(given.encode(), api_key.encode()):
-            raise HTTPException(401, "Missing or wrong API key. Fix: send it as 'X-API-Key: KEY' "
-                                     "or 'Authorization: Bearer KEY'.")
+        # ApiKeyGate answers first; this keeps a route safe if it is ever mounted without the gate.
+        if api_key is not None and not key_matches(request.headers, api_key):
+            raise HTTPException(401, KEY_HELP)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default is a list of pydantic errors; clients get one line with the fix, as
+        # for every other refusal.
+        stats["requests"] += 1
+        stats["errors"] += 1
+        return JSONResponse({"detail": validation_message(exc.errors())}, status_code=422)
 
     @app.get("/health")
     def health() -> dict:
@@ -113,7 +115,7 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
             labels = seg.predict(image, flip=flip, **({"tile": tile, "overlap": overlap} if big else {})).labels
             size = (int(image.shape[1]), int(image.shape[0]))
             if output == "labels":
-                return size, encode_png(labels.astype(np.uint8))
+                return size, encode_png(labels)  # 16-bit PNG for models above 256 classes
             if output == "color":
                 return size, encode_png(seg.colorize(labels))
             if output == "overlay":
@@ -142,8 +144,22 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
         return Response(result, media_type="image/png", headers=headers)
 
     app.add_middleware(BodySizeLimit, limit=max_upload_bytes, stall_timeout=stall_timeout)
-    app.add_middleware(PendingLimit, limit=max(1, max_pending))  # added last: runs first
+    app.add_middleware(PendingLimit, limit=max(1, max_pending))
+    gate(app, api_key)  # added last: runs first, before any body is read or upload slot taken
     return app
+
+
+def validation_message(errors: Any) -> str:
+    """FastAPI's validation errors -> ``what. Fix: ...`` in one line."""
+    parts = []
+    for e in errors:
+        loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query")]
+        what = ".".join(loc) or "request"
+        parts.append("no 'file' field in the multipart body" if loc == ["file"] and e.get("type") == "missing"
+                     else f"{what}: {e.get('msg', 'invalid')}")
+    return ("Bad request: " + "; ".join(parts) + ". Fix: send the image as multipart/form-data field 'file' "
+            "(curl -F file=@image.jpg URL); query options: model=NAME, output=labels|overlay|color|json, "
+            "flip=true|false, masks=true|false")
 
 
 def openapi_json(app: Any) -> str:

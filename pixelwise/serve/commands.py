@@ -27,7 +27,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-pending", type=int, default=64,
                    help="uploads in progress (queued or running) beyond which new ones get 503 + Retry-After")
     s.add_argument("--upload-timeout", type=float, default=30.0,
-                   help="seconds an upload may stall (no data) before it gets 408 and frees its place")
+                   help="seconds an upload may stall (no data) before it gets 408 and frees its place; "
+                        "after this time a body must also average 16 KiB/s")
     s.add_argument("--header-timeout", type=float, default=10.0,
                    help="seconds a connection may take to send a request's headers before it gets 408 and is closed")
     s.add_argument("--threads", type=int, help="threads per inference (ONNX Runtime intra-op)")

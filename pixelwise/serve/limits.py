@@ -5,7 +5,8 @@ Content-Length above the limit is refused at once; a chunked body is counted as 
 refused as soon as it passes the limit. At most ``limit`` bytes are ever buffered.
 
 A body that stops arriving (no chunk for ``stall_timeout`` seconds) gets 408, so a stalled or
-malicious client cannot hold its slot forever.
+malicious client cannot hold its slot forever; nor can one that trickles a byte just before each
+stall timeout: after the first ``stall_timeout`` seconds a body must average ``min_rate`` bytes/s.
 
 ``PendingLimit`` answers 503 (with Retry-After) to uploads beyond ``limit`` already in progress,
 before reading their bodies: a burst of clients queues at most ``limit`` bodies in memory.
@@ -58,12 +59,15 @@ class PendingLimit:
 
 
 class BodySizeLimit:
-    def __init__(self, app: Callable, limit: int, stall_timeout: float = 30.0):
+    def __init__(self, app: Callable, limit: int, stall_timeout: float = 30.0, min_rate: float = 16 * 1024):
         self.app = app
         self.limit = limit
         # A client that stops sending mid-upload would hold its pending slot (and buffer) forever:
-        # a few such clients would make PendingLimit refuse everyone. Each chunk must come in time.
+        # a few such clients would make PendingLimit refuse everyone. Each chunk must come in time,
+        # and the body as a whole at a rate that costs a flood real bandwidth (16 KiB/s: a 20 MiB
+        # upload may take 21 minutes; 64 slots held take 1 MiB/s).
         self.stall_timeout = stall_timeout
+        self.min_rate = min_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
@@ -76,6 +80,7 @@ class BodySizeLimit:
             return
         chunks: list[bytes] = []
         size = 0
+        started = anyio.current_time()
         while True:
             try:
                 with anyio.fail_after(self.stall_timeout):
@@ -88,6 +93,12 @@ class BodySizeLimit:
                 return
             body = msg.get("body", b"")
             size += len(body)
+            elapsed = anyio.current_time() - started
+            if msg.get("more_body", False) and elapsed > self.stall_timeout and size < self.min_rate * elapsed:
+                await _reply(send, 408, f"Upload too slow: {size} bytes in {elapsed:.0f} s; after the first "
+                                        f"{self.stall_timeout:g} s the server needs {self.min_rate / 1024:g} KiB/s "
+                                        "on average. Fix: retry from a faster connection (or send a smaller image)")
+                return
             if size > self.limit:
                 await _reply_413(send, self.limit)
                 return

@@ -41,11 +41,13 @@ _ERRORS = {
     400: "the upload is not a decodable image, or asks what this model cannot do (flip on a labels-only export)",
     401: "missing or wrong API key (servers started with --api-key or PIXELWISE_API_KEY)",
     404: "unknown model name (see GET /v1/models)",
-    408: "the upload stalled: no data for --upload-timeout (30 s by default), or the request's headers "
+    408: "the upload stalled: no data for --upload-timeout (30 s by default), or after that time it "
+         "averaged under 16 KiB/s; or the request's headers "
          "took longer than --header-timeout (10 s by default; the connection is then closed)",
     413: "upload above --max-upload-mb (refused before it is read), image above --max-megapixels, "
          "or an image too large for a labels-only export",
     415: "the upload's Content-Type is not an image type",
+    422: "a missing multipart field 'file', or a query option out of its range (e.g. output=gif)",
     503: "too many uploads in progress (--max-pending); retry after the Retry-After header's seconds",
 }
 
@@ -63,5 +65,5 @@ SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": SegmentResult, "headers": _RESULT_HEADERS,
           "description": "output=labels: 8-bit PNG of class ids; color/overlay: RGB PNG; json: class areas and masks",
           "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
-    **error_responses(400, 401, 404, 408, 413, 415, 503),
+    **error_responses(400, 401, 404, 408, 413, 415, 422, 503),
 }

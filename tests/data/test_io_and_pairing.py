@@ -136,3 +136,48 @@ def test_other_formats_point_to_conversion(tiny_dataset: Path):
     tiny_dataset.write_text(yaml.safe_dump(raw))
     with pytest.raises(DatasetError, match="pixelwise data convert"):
         SegmentationDataset(DatasetSpec.load(tiny_dataset), "train")
+
+
+def _sideways_photo(path: Path) -> None:
+    """A 40x20 JPEG stored sideways (left half red, right half blue) with EXIF orientation 6:
+    viewers turn it 90 degrees clockwise, to 20 wide x 40 high, red on top."""
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = (255, 0, 0)
+    stored[:, 20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(path, exif=exif.tobytes(), quality=95)
+
+
+def test_photos_with_an_exif_orientation_are_read_as_displayed(tmp_path: Path):
+    """Phone photos are stored sideways with an EXIF orientation; annotation tools label them as
+    displayed. They were read as stored, so predictions came out sideways."""
+    from pixelwise.runtime.imageio import decode_image
+
+    photo = tmp_path / "phone.jpg"
+    _sideways_photo(photo)
+    for image in (read_image(photo), decode_image(photo.read_bytes(), "phone.jpg")):
+        assert image.shape == (40, 20, 3)
+        assert image[:20, :, 0].mean() > 200 and image[:20, :, 2].mean() < 50   # red on top
+        assert image[20:, :, 2].mean() > 200 and image[20:, :, 0].mean() < 50   # blue below
+    assert read_image(photo, as_displayed=False).shape == (20, 40, 3)  # colour masks: pixels as stored
+
+
+def test_a_label_drawn_on_the_displayed_photo_pairs_and_one_at_the_stored_size_is_explained(tiny_dataset: Path):
+    from pixelwise.data.check import check_dataset
+
+    root = tiny_dataset.parent
+    photo = _first(root / "train" / "images")
+    _sideways_photo(photo)
+    lab = root / "train" / "labels" / f"{photo.stem}.png"
+    Image.fromarray(np.zeros((40, 20), np.uint8)).save(lab)  # drawn on the displayed photo
+    spec = DatasetSpec.load(tiny_dataset)
+    ds = SegmentationDataset(spec, "train")
+    index = [s.image for s in ds.samples].index(photo)
+    image, label = ds.load(index)
+    assert image.shape[:2] == label.shape == (40, 20)
+    assert not [p for p in check_dataset(spec).errors if p.file in (photo, lab)]
+    Image.fromarray(np.zeros((20, 40), np.uint8)).save(lab)  # at the stored size: turned
+    with pytest.raises(LabelError, match="EXIF orientation turns it"):
+        ds.load(index)
+    assert [p.kind for p in check_dataset(spec).errors if p.file == lab] == ["size"]

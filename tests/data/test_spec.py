@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pixelwise.data.pairing import paired_samples
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.errors import ConfigError, DatasetError
 from tests.conftest import CAMVID, needs_camvid
@@ -89,3 +90,24 @@ def test_a_model_is_checked_against_the_dataset_classes(tiny_dataset: Path, onnx
         err = capsys.readouterr().err
         line = next(ln for ln in err.splitlines() if "name 11 of 11 classes differently" in ln)
         assert line.startswith("pixelwise: warning: Model ") and "class 0: 'Sky' in the model, 'n0'" in line
+
+
+def test_the_recorded_dataset_is_found_from_any_working_directory(tiny_dataset, tmp_path, monkeypatch):
+    """A model trained on 'tiny/dataset.yaml' (relative) recorded its folders relative, with the
+    root inside each split folder: 'val --model best.pt' then looked in tiny/tiny/val/images,
+    from every directory."""
+    monkeypatch.chdir(tiny_dataset.parent.parent)
+    record = DatasetSpec.load("tiny/dataset.yaml").to_dict()
+    assert Path(record["path"]).is_absolute() and Path(record["val"]["images"]).is_absolute()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    spec = DatasetSpec.from_record(record)
+    assert spec.split("val").images == tiny_dataset.parent / "val" / "images"
+    assert len(paired_samples(spec.split("val"))) == 3
+
+    # a record written before: relative folders under a relative root, read from where training ran
+    legacy = {**record, "path": "tiny", "val": {"images": "tiny/val/images", "labels": "tiny/val/labels"},
+              "train": {"images": "tiny/train/images", "labels": "tiny/train/labels"}}
+    monkeypatch.chdir(tiny_dataset.parent.parent)
+    assert len(paired_samples(DatasetSpec.from_record(legacy).split("val"))) == 3

@@ -304,3 +304,8 @@ def test_cli_export_then_val_onnx_matches_checkpoint(tiny_run, tmp_path, capsys)
     np.testing.assert_array_equal(got.confusion, ref.confusion)
     assert got.miou == pytest.approx(ref.miou, abs=1e-9)
     assert main(["export", str(tmp_path / "missing.pt")]) == 2
+    # options of pipeline exports on a logits export: refused, not silently ignored
+    for option in (["--outputs", "labels"], ["--imgsz", "96,128"]):
+        assert main(["export", str(tiny_run.best), "--out", str(tmp_path / "x.onnx"), *option]) == 2
+        assert "only applies to --pipeline exports" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()

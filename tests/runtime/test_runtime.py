@@ -100,6 +100,31 @@ def test_tiled_equals_whole_image(pair):
         rt.predict(image, tile=64, probabilities=True)
 
 
+def test_multiscale_tta_is_the_same_in_both_predictors(pair):
+    """A scale above 1 is shrunk back: Pillow anti-aliases there, torch's interpolate did not, so
+    the two predictors' TTA differed (max probability difference 0.005 on real weights)."""
+    seg, rt, images = pair
+    image = read_image(images[0])
+    a = rt.predict(image, flip=True, scales=(0.75, 1.0, 1.5), probabilities=True)
+    b = seg.predict(image, flip=True, scales=(0.75, 1.0, 1.5), probabilities=True)
+    assert np.abs(a.probabilities - b.probabilities).max() < 1e-4
+    assert (a.labels == b.labels).mean() > 0.9999
+
+
+def test_tiled_flip_equals_whole_image_flip_at_any_width(pair):
+    """One tile covering the image must give the whole image's labels with flip too. At a width
+    off the input multiple the tile is padded on the right; mirrored at the logits' stride, the
+    padding moved to the left and shifted the image on the grid."""
+    seg, rt, images = pair
+    image = read_image(images[0])
+    for h, w in [(90, 125), (61, 77)]:
+        crop = np.ascontiguousarray(image[:h, :w])
+        assert w % rt.meta.input_multiple
+        for model in (rt, seg):
+            whole = model.predict(crop, flip=True).labels
+            np.testing.assert_array_equal(model.predict(crop, flip=True, tile=4096).labels, whole)
+
+
 def test_tiled_confidence_of_a_pipeline_export(pair, tiny_run, tmp_path):
     """A pipeline export's scores are probabilities already: its tiled confidence used to be
     dropped (None, silently); it is now their blended maximum, exact for one tile."""
@@ -151,13 +176,20 @@ def test_options_that_cannot_work_are_refused_alike_by_both_predictors(pair, tmp
                "Tile overlap 33 is outside 0..32": dict(tile=64, overlap=33),
                "Tile overlap -1 is outside": dict(tile=64, overlap=-1),
                "scale 100 is outside \\(0, 4\\]": dict(scales=(1, 100)),
-               "scale 0 is outside": dict(scales=(0,))}
+               "scale 0 is outside": dict(scales=(0,)),
+               "overlap=16 applies to tiled prediction only": dict(overlap=16)}
     for predictor, error in ((rt, RuntimeModelError), (seg, ConfigError)):
         for message, options in refused.items():
             with pytest.raises(error, match=message):
                 predictor.predict(image, **options)
         # Left to its default, the overlap is 64 pixels or half a smaller tile.
         assert predictor.predict(image, tile=64).labels.shape == image.shape[:2]
+        # A folder run refuses them before its first file: nothing written, no progress bar.
+        from pixelwise.runtime.batch import predict_folder
+
+        with pytest.raises(error, match="applies to tiled prediction only"):
+            predict_folder(predictor, images[0].parent, tmp_path / "out", overlap=16)
+        assert not (tmp_path / "out").exists()
 
 
 def test_both_predictors_take_and_refuse_the_same_arrays(pair, tmp_path):
@@ -500,3 +532,76 @@ def test_exports_written_before_channels_last_logits_still_predict_the_same(onnx
         assert (old.meta.logits_layout, old.meta.logits_scale) == (layout, 1)
         np.testing.assert_allclose(old.scores(image[None]), new.scores(image[None]), atol=1e-4)
         assert (old.predict(image).labels == new.predict(image).labels).mean() > 0.9999
+
+
+def test_a_grey_npy_stays_memory_mapped(tmp_path):
+    """Huge inputs are memory-mapped .npy files, read tile by tile; a grey one was copied whole
+    into memory at three times its size."""
+    path = tmp_path / "grey.npy"
+    np.save(path, (np.arange(300 * 400) % 251).astype(np.uint8).reshape(300, 400))
+    image = read_image(path)
+    assert image.shape == (300, 400, 3)
+    # a view of the file's mapping (np.repeat's copy is an np.memmap too, but maps nothing)
+    assert not image.flags.owndata and any(getattr(b, "_mmap", None) is not None for b in _bases(image))
+    np.testing.assert_array_equal(image[..., 2], np.load(path))
+
+
+def _bases(a):
+    while a is not None:
+        yield a
+        a = getattr(a, "base", None)
+
+
+def test_label_maps_above_256_classes_are_16_bit_pngs():
+    """Both predictors give int32 labels above 256 classes; Pillow cannot write those as PNG."""
+    import io as _io
+
+    from pixelwise.runtime.imageio import encode_png
+
+    labels = np.array([[0, 255, 256], [300, 1000, 7]], np.int32)
+    back = np.asarray(Image.open(_io.BytesIO(encode_png(labels))))
+    np.testing.assert_array_equal(back, labels)
+    small = np.asarray(Image.open(_io.BytesIO(encode_png(np.array([[0, 3]], np.int32)))))
+    assert small.dtype == np.uint8 and small.tolist() == [[0, 3]]
+
+
+def test_val_of_an_export_refuses_the_labels_the_checkpoint_refuses(onnx_model, tiny_run, tmp_path):
+    """The runtime's evaluator checked only label sizes, then scored around unknown values, so
+    'val model.onnx' reported a mIoU on data that 'val best.pt' refused."""
+    from tests.conftest import write_dataset
+    from pixelwise.engine.validate import val
+    from pixelwise.errors import LabelError
+
+    data = write_dataset(tmp_path / "bad", n_train=1, n_val=2)
+    lab = sorted((tmp_path / "bad" / "val" / "labels").glob("*.png"))[0]
+    arr = np.array(Image.open(lab))
+    arr[:4, :4] = 42
+    Image.fromarray(arr).save(lab)
+    for model in (onnx_model, tiny_run.best):
+        with pytest.raises(LabelError, match="holds value\\(s\\) 42") as err:
+            val(model, data)
+        assert lab.name in str(err.value)
+
+
+def test_refusals_name_the_option_the_glob_and_the_file_kind(tiny_run, pair, tmp_path):
+    """A labels-only export said only 'without probabilities' whatever was asked; a glob that
+    matched nothing was told to use other extensions; a text file as --model got a pickle error."""
+    from pixelwise.errors import DatasetError
+    from pixelwise.export import export
+    from pixelwise.runtime.batch import expand_sources
+
+    labels_only = RuntimeSegmenter.load(export(tiny_run.best, "onnx", tmp_path / "l.onnx", pipeline=True,
+                                               outputs=("labels",), verify_images=1).path)
+    image = read_image(pair[2][0])
+    for name, options in {"flip": dict(flip=True), "tile": dict(tile=64), "confidence": dict(confidence=True),
+                          "scales": dict(scales=(1.0, 1.5))}.items():
+        with pytest.raises(RuntimeModelError, match=f"labels-only pipeline export: {name} need"):
+            labels_only.predict(image, **options)
+    assert labels_only.predict(image).labels.shape == image.shape[:2]
+    with pytest.raises(DatasetError, match="matches no file"):
+        expand_sources(str(tmp_path / "nowhere" / "*.jpg"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", str(pair[2][0]), "--model", str(notes),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2 and "is not a model pixelwise reads" in done.stderr and "Unpickling" not in done.stderr

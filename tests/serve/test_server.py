@@ -116,8 +116,11 @@ def test_openapi_documents_every_answer_a_client_can_get(live, image_file):
     }
     for status, r in met.items():
         assert r.status_code == status and str(status) in doc, (status, r.text)
-        if status not in (200, 422):
+        if status != 200:
             assert isinstance(r.json()["detail"], str) and "Fix:" in r.json()["detail"]
+    assert "output" in met[422].json()["detail"]
+    missing = httpx.post(f"{live}/v1/segment", files={"img": ("a.jpg", good, "image/jpeg")})  # wrong field name
+    assert missing.status_code == 422 and "no 'file' field" in missing.json()["detail"]
     assert {"401", "503"} <= set(doc)  # met in test_api_key_auth and the burst test
     body = met[200].json()
     assert set(body) <= set(SegmentResult.model_fields)
@@ -254,7 +257,7 @@ def _uploads() -> dict[str, bytes]:
 
     frames = [rgb.rotate(10 * i) for i in range(3)]
     exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90": the server, like the runtime, segments the stored pixels
+    exif[0x0112] = 6  # "rotate 90": the server, like the runtime, segments the photo as displayed
     files = {f"rgb.{fmt.lower()}": enc(rgb, fmt) for fmt in ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM", "TGA")}
     files |= {f"{mode}.png": enc(rgb.convert(mode), "PNG") for mode in ("L", "LA", "RGBA", "P", "1")}
     files |= {
@@ -273,7 +276,7 @@ def _uploads() -> dict[str, bytes]:
 
 
 def test_every_image_kind_and_damaged_file_gets_an_answer_not_a_server_error(live):
-    sizes = {"one_pixel.png": "1x1", "one_row.png": "3000x1"}
+    sizes = {"one_pixel.png": "1x1", "one_row.png": "3000x1", "exif_rotated.jpg": "70x90"}  # turned upright
     for name, data in _uploads().items():
         r = httpx.post(f"{live}/v1/segment", files={"file": (name, data, "image/png")})
         assert r.status_code == 200, (name, r.text)
@@ -299,6 +302,40 @@ def test_api_key_auth(onnx_model, image_file):
         r = httpx.post(f"{url}/v1/segment", headers={"Authorization": "Bearer s3cret"},
                        files={"file": ("a.jpg", image_file.read_bytes(), "image/jpeg")})
         assert r.status_code == 200
+
+
+UPLOAD_HEAD = (b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+               b"Content-Length: 100000\r\n\r\n--b\r\n")
+
+
+def test_without_the_key_an_upload_is_refused_before_its_body_and_takes_no_place(onnx_model, image_file):
+    """The key was checked only after the whole body had been read: clients without it could
+    trickle bodies, hold every upload place and make the server answer 503 to everyone."""
+    app = build_app([str(onnx_model)], api_key="s3cret", max_pending=1, upload_timeout=5.0)
+    with LiveServer(app) as url:
+        address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        with socket.create_connection(address) as intruder:
+            intruder.sendall(UPLOAD_HEAD)  # and the rest of the body never comes
+            answer, took = _answer_and_time(intruder)
+            assert answer.startswith(b"HTTP/1.1 401") and b"API key" in answer and took < 2
+        with socket.create_connection(address) as other:
+            other.sendall(UPLOAD_HEAD)
+            r = httpx.post(f"{url}/v1/segment", headers={"X-API-Key": "s3cret"},
+                           files={"file": ("a.jpg", image_file.read_bytes(), "image/jpeg")})
+            assert r.status_code == 200  # the only place was not taken by the keyless upload
+
+
+def test_a_body_trickled_below_the_minimum_rate_gets_408(onnx_model, image_file):
+    """Each chunk within the stall timeout, a few bytes at a time, used to hold an upload place
+    for as long as the client liked (64 such clients took every place)."""
+    app = build_app([str(onnx_model)], max_pending=1, upload_timeout=1.0)
+    with LiveServer(app) as url:
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as trickling:
+            trickling.sendall(UPLOAD_HEAD)
+            answer, took = _answer_and_time(trickling, b"x" * 200, every=0.3)
+        assert answer.startswith(b"HTTP/1.1 408") and b"Upload too slow" in answer and 0.9 < took < 4
+        r = httpx.post(f"{url}/v1/segment", files={"file": ("a.jpg", image_file.read_bytes(), "image/jpeg")})
+        assert r.status_code == 200  # the place is free again
 
 
 def test_non_loopback_requires_a_key_and_bad_paths_are_refused(onnx_model, tmp_path, monkeypatch):

@@ -131,7 +131,7 @@ class ADE20KFullReader(Reader):
             yield Item(split, stem, img, seg)
 
     def label(self, item: Item) -> np.ndarray:
-        idx = decode_seg(read_image(item.ref))
+        idx = decode_seg(read_image(item.ref, as_displayed=False))
         if idx.max(initial=0) > len(self.names):
             bad = sorted(int(v) for v in np.unique(idx[idx > len(self.names)]))[:10]
             raise LabelError(f"{item.ref} holds class index(es) {bad} beyond the {len(self.names)} names.",

@@ -74,7 +74,7 @@ class COCOPanopticReader(Reader):
 
     def label(self, item: Item) -> np.ndarray:
         png, segs = item.ref
-        rgb = read_image(png).astype(np.int64)
+        rgb = read_image(png, as_displayed=False).astype(np.int64)
         ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
         out = np.full(ids.shape, self.ignore_index, np.uint8)
         known = {0}

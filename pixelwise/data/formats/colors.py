@@ -129,7 +129,7 @@ def _unpack(k: int) -> Color:
 
 def read_rgb(path: Path) -> np.ndarray:
     """HxWx3 colours as displayed (palette PNGs are rendered through their palette)."""
-    return read_image(path)
+    return read_image(path, as_displayed=False)  # a mask's pixels are data
 
 
 def unique_colors(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

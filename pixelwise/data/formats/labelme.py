@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pixelwise.data.formats.base import Item, Reader, warn
+from pixelwise.data.io import displayed_size
 from pixelwise.data.formats.coco import load_json
 from pixelwise.errors import DatasetError
 
@@ -93,7 +94,7 @@ class LabelMeReader(Reader):
         if size:
             return size
         with Image.open(item.image) as im:
-            return im.height, im.width
+            return displayed_size(im)
 
     def label(self, item: Item) -> np.ndarray:
         path, _, shapes = item.ref

@@ -1,0 +1,57 @@
+"""One checked (image, label) pair of a mask-folder split, torch-free.
+
+Shared by the PyTorch dataset and the runtime's evaluator, so that ``val`` of a checkpoint and
+``val`` of its export refuse the same data: a label the one rejects must not be silently
+half-scored by the other.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pixelwise.data.io import read_image, read_label, turned_by_exif
+from pixelwise.data.pairing import Sample
+from pixelwise.data.spec import DatasetSpec
+from pixelwise.errors import DatasetError, LabelError
+
+
+def require_masks(spec: DatasetSpec, verb: str = "Training") -> None:
+    """Training and evaluation read mask folders; other formats are converted once."""
+    if spec.format != "masks":
+        raise DatasetError(
+            f"{verb} reads mask folders; {spec.source or spec.root} is in format '{spec.format}'.",
+            path=spec.source,
+            fix=f"convert it once: pixelwise data convert {spec.source or spec.root} --to masks --out DIR, "
+                "then use DIR/dataset.yaml")
+
+
+def check_label(label: np.ndarray, image_shape: tuple[int, ...], num_classes: int,
+                ignore_index: int, path: Path, image_path: Path) -> np.ndarray:
+    """Refuse a label whose size differs from its image or that holds unknown values."""
+    if label.shape[:2] != tuple(image_shape[:2]):
+        turned = label.shape[:2] == tuple(image_shape[:2])[::-1] and turned_by_exif(image_path)
+        raise LabelError(
+            f"Label {path} is {label.shape[1]}x{label.shape[0]} but its image {image_path.name} is "
+            f"{image_shape[1]}x{image_shape[0]}"
+            + (" (as displayed: its EXIF orientation turns it)" if turned else "") + ".", path=path,
+            fix="re-export the label at the image's size as displayed (never resize labels with interpolation)")
+    if label.max(initial=0) >= num_classes or label.min(initial=0) < 0:
+        values = np.unique(label)
+        bad = [int(v) for v in values if not (0 <= v < num_classes) and v != ignore_index]
+        if bad:
+            shown = ", ".join(map(str, bad[:10]))
+            raise LabelError(
+                f"Label {path} holds value(s) {shown} that are neither a class (0..{num_classes - 1}) "
+                f"nor the ignore value {ignore_index}.", path=path,
+                fix="fix the label, add the classes to 'names:', or set 'ignore_index:' in the YAML "
+                    "(for 1-based labels with 0 = background-to-ignore, remap with 'pixelwise data remap')")
+    return label
+
+
+def read_pair(sample: Sample, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The raw (HxWx3 uint8 image, HxW label) of ``sample`` at full resolution, checked."""
+    image = read_image(sample.image)
+    label = read_label(sample.label)
+    check_label(label, image.shape, spec.num_classes, spec.ignore_index, sample.label, sample.image)
+    return image, label
