@@ -7,7 +7,7 @@
 // or from the same record inside the .onnx when the sidecar is not there.
 //
 //   pixelwise export best.pt --format onnx --pipeline --outputs labels   # -> best.onnx + best.onnx.json
-//   npm ci && node segment.mjs best.onnx street.jpg more.png --out preds
+//   npm ci --ignore-scripts && node segment.mjs best.onnx street.jpg more.png --out preds
 //   node segment.mjs best.onnx street.jpg --backend web   # onnxruntime-web's WebAssembly build,
 //                                                         # what a browser runs
 //
@@ -16,6 +16,7 @@
 // model cannot be read (the other images are still segmented).
 import fs from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
 import { onnxMetadata } from "./onnx-metadata.mjs";
@@ -73,10 +74,11 @@ function readMetadata(modelPath) {
 }
 
 // Decoded file -> { width, height, rgb: Uint8Array(height*width*3) }, as pixelwise's Python
-// runtime decodes it (alpha dropped, grey repeated; 16-bit grey scaled by its maximum).
+// runtime decodes it (alpha dropped, grey repeated; 16-bit grey scaled by its maximum; a JPEG
+// turned upright by its EXIF orientation, as phone photos are displayed and labelled).
 function decodeImage(file) {
   const bytes = fs.readFileSync(file);
-  let width, height, data, channels = 4;
+  let width, height, data;
   if (bytes.length >= 8 && bytes.readUInt32BE(0) === 0x89504e47) {
     const png = PNG.sync.read(bytes, { skipRescale: true });
     ({ width, height, data } = png);
@@ -84,16 +86,71 @@ function decodeImage(file) {
     else if (png.depth < 8 && png.colorType === 0) data = scaleLowBitGrey(png);
   } else if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
     ({ width, height, data } = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 4096 }));
-    channels = 3;
+    return upright({ width, height, rgb: data }, jpegOrientation(bytes));
   } else {
     throw new Error("not a PNG or JPEG file");
   }
-  if (channels === 3) return { width, height, rgb: data };
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0, j = 0; i < width * height; i++, j += 4) {
     rgb[i * 3] = data[j]; rgb[i * 3 + 1] = data[j + 1]; rgb[i * 3 + 2] = data[j + 2];
   }
   return { width, height, rgb };
+}
+
+// The EXIF orientation tag (1-8) of a JPEG's APP1 segment; 1 (as stored) when there is none.
+function jpegOrientation(bytes) {
+  let i = 2;
+  while (i + 4 <= bytes.length && bytes[i] === 0xff) {
+    const marker = bytes[i + 1];
+    const length = bytes.readUInt16BE(i + 2);
+    if (marker === 0xda) break; // start of scan: no metadata after it
+    if (marker === 0xe1 && bytes.toString("latin1", i + 4, i + 10) === "Exif\0\0") {
+      const tiff = i + 10;
+      const little = bytes.toString("latin1", tiff, tiff + 2) === "II";
+      const u16 = (o) => (little ? bytes.readUInt16LE(o) : bytes.readUInt16BE(o));
+      const u32 = (o) => (little ? bytes.readUInt32LE(o) : bytes.readUInt32BE(o));
+      try {
+        const ifd = tiff + u32(tiff + 4);
+        for (let k = 0, n = u16(ifd); k < n; k++) {
+          const entry = ifd + 2 + 12 * k;
+          if (u16(entry) === 0x0112) {
+            const value = u16(entry + 8);
+            return value >= 1 && value <= 8 ? value : 1;
+          }
+        }
+      } catch {
+        return 1; // a damaged EXIF block: the pixels as stored, as Pillow does
+      }
+    }
+    i += 2 + length;
+  }
+  return 1;
+}
+
+// Pixels as displayed for EXIF orientation o (Pillow's ImageOps.exif_transpose).
+function upright(img, o) {
+  if (o === 1) return img;
+  const { width: w, height: h, rgb } = img;
+  const turned = o >= 5;
+  const W = turned ? h : w, H = turned ? w : h;
+  const out = new Uint8Array(W * H * 3);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      let sx, sy;
+      switch (o) {
+        case 2: sx = w - 1 - x; sy = y; break;
+        case 3: sx = w - 1 - x; sy = h - 1 - y; break;
+        case 4: sx = x; sy = h - 1 - y; break;
+        case 5: sx = y; sy = x; break;
+        case 6: sx = y; sy = h - 1 - x; break;
+        case 7: sx = w - 1 - y; sy = h - 1 - x; break;
+        default: sx = w - 1 - y; sy = x; // 8
+      }
+      const s = (sy * w + sx) * 3, d = (y * W + x) * 3;
+      out[d] = rgb[s]; out[d + 1] = rgb[s + 1]; out[d + 2] = rgb[s + 2];
+    }
+  }
+  return { width: W, height: H, rgb: out };
 }
 
 function scale16(png) {
@@ -178,7 +235,11 @@ async function main() {
   return failed ? 2 : 0;
 }
 
-main().then((code) => { process.exitCode = code; }).catch((err) => {
-  console.error(err instanceof UsageError ? err.message : `error: ${err.message}`);
-  process.exitCode = 2;
-});
+export { decodeImage }; // for tests, and for your own code
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) { // run, not imported
+  main().then((code) => { process.exitCode = code; }).catch((err) => {
+    console.error(err instanceof UsageError ? err.message : `error: ${err.message}`);
+    process.exitCode = 2;
+  });
+}

@@ -33,7 +33,15 @@ _TURNED = (5, 6, 7, 8)  # orientations that swap width and height
 
 def _orientation(im: Image.Image) -> int:
     try:
-        value = im.getexif().get(_ORIENTATION, 1)
+        if im.format == "PNG":  # getexif() decodes a whole PNG that has no eXIf chunk before its pixels
+            raw = im.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = im.getexif()
+        value = exif.get(_ORIENTATION, 1)
     except Exception:  # a damaged EXIF block must not make a readable photo unreadable
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1

@@ -26,9 +26,8 @@ def require_masks(spec: DatasetSpec, verb: str = "Training") -> None:
                 "then use DIR/dataset.yaml")
 
 
-def check_label(label: np.ndarray, image_shape: tuple[int, ...], num_classes: int,
-                ignore_index: int, path: Path, image_path: Path) -> np.ndarray:
-    """Refuse a label whose size differs from its image or that holds unknown values."""
+def check_size(label: np.ndarray, image_shape: tuple[int, ...], path: Path | str, image_path: Path) -> None:
+    """Refuse a label whose size differs from its image's (as displayed)."""
     if label.shape[:2] != tuple(image_shape[:2]):
         turned = label.shape[:2] == tuple(image_shape[:2])[::-1] and turned_by_exif(image_path)
         raise LabelError(
@@ -36,6 +35,12 @@ def check_label(label: np.ndarray, image_shape: tuple[int, ...], num_classes: in
             f"{image_shape[1]}x{image_shape[0]}"
             + (" (as displayed: its EXIF orientation turns it)" if turned else "") + ".", path=path,
             fix="re-export the label at the image's size as displayed (never resize labels with interpolation)")
+
+
+def check_label(label: np.ndarray, image_shape: tuple[int, ...], num_classes: int,
+                ignore_index: int, path: Path, image_path: Path) -> np.ndarray:
+    """Refuse a label whose size differs from its image or that holds unknown values."""
+    check_size(label, image_shape, path, image_path)
     if label.max(initial=0) >= num_classes or label.min(initial=0) < 0:
         values = np.unique(label)
         bad = [int(v) for v in values if not (0 <= v < num_classes) and v != ignore_index]

@@ -182,10 +182,11 @@ class DatasetSpec:
         to the training run's working directory, with every split folder already under ``path``:
         read as a YAML, the root came twice (``camvid/camvid/val/images``). Those split folders
         are taken as they are, relative to the current directory."""
-        root = str(raw.get("path", "."))
-        entries = [raw[k] for k in SPLITS if isinstance(raw.get(k), dict)]
-        legacy = (not Path(root).is_absolute() and entries
-                  and all(str(e.get("images", "")).startswith(root) for e in entries))
+        root = Path(str(raw.get("path", ".")))
+        folders = [Path(str(raw[k].get("images", ""))) for k in SPLITS if isinstance(raw.get(k), dict)]
+        relative = [f for f in folders if not f.is_absolute()]  # an absolute split was never doubled
+        legacy = (not root.is_absolute() and root.parts and relative
+                  and all(f.parts[:len(root.parts)] == root.parts for f in relative))
         return cls.from_dict({**raw, "path": "."} if legacy else raw)
 
     def to_dict(self) -> dict[str, Any]:

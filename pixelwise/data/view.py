@@ -9,6 +9,7 @@ import numpy as np
 from pixelwise.data.formats import open_source
 from pixelwise.data.formats.base import Reader
 from pixelwise.data.io import read_image
+from pixelwise.data.samples import check_size
 from pixelwise.errors import DatasetError
 from pixelwise.inference.visualize import overlay
 
@@ -37,6 +38,7 @@ def view_dataset(source: str | Path | Reader, out: str | Path, split: str | None
     for ax, k in zip(axes.ravel(), pick):
         it = items[k]
         img, lab = read_image(it.image), reader.label(it)
+        check_size(lab, img.shape, it.ref if isinstance(it.ref, (str, Path)) else f"for {it.image}", it.image)
         present.update(int(v) for v in np.unique(lab) if v < len(reader.names))
         ax.imshow(overlay(img, lab, colors, alpha=0.5, ignore_index=reader.ignore_index))
         ax.set_title(f"{it.split}/{it.key}"[:40], fontsize=7)

@@ -51,7 +51,9 @@ def recorded_root(dataset: dict | None) -> str:
     if not dataset:
         return "the model records no dataset"
     try:
-        return f"the recorded dataset, {DatasetSpec.from_record(dataset).root.absolute()}, is not on this machine"
+        splits = DatasetSpec.from_record(dataset).splits
+        looked = ", ".join(str(s.images.absolute()) for s in splits.values())
+        return f"the recorded dataset's images, {looked}, are not on this machine"
     except PixelwiseError:
         return "the model's dataset record is unreadable"
 

@@ -150,13 +150,15 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     from pixelwise.data.io import atomic_write_bytes  # numpy + Pillow only
     from pixelwise.runtime.imageio import encode_png, read_image
 
+    if save_confidence:
+        predict_kw["confidence"] = True
+    if hasattr(model, "check_options"):  # before any file is read, folder made or bar drawn
+        model.check_options(**predict_kw)
     files = files if files is not None else expand_sources(source)
     stems = names_by_file if names_by_file is not None else output_stems(files)
     out = Path(out_dir)
     kinds = [k for k, on in (("labels", save_labels), ("color", save_color), ("overlay", save_overlay),
                              ("confidence", save_confidence)) if on]  # the files written per image
-    if hasattr(model, "check_options"):  # before any file is read or the progress bar drawn
-        model.check_options(**predict_kw)
     refuse_overwriting_inputs(list(stems), [out / f"{stems[f]}_{k}.png" for f in files for k in kinds]
                               + ([out / areas_csv] if areas_csv else []))
     out.mkdir(parents=True, exist_ok=True)
@@ -164,8 +166,6 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     skipped: list[tuple[Path, str]] = []
     areas: list[list[str]] = []
     names = list(getattr(model, "names", []))
-    if save_confidence:
-        predict_kw["confidence"] = True
     for f in progress_bar(files, len(files), "predict", progress):
         try:
             image = read_image(f)

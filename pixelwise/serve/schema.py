@@ -63,7 +63,7 @@ _RESULT_HEADERS = {
 
 SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": SegmentResult, "headers": _RESULT_HEADERS,
-          "description": "output=labels: 8-bit PNG of class ids; color/overlay: RGB PNG; json: class areas and masks",
+          "description": "output=labels: PNG of class ids (8-bit; 16-bit above 256 classes); color/overlay: RGB PNG; json: class areas and masks",
           "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
     **error_responses(400, 401, 404, 408, 413, 415, 422, 503),
 }

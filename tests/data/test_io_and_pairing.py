@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from pixelwise.data.dataset import SegmentationDataset
-from pixelwise.data.io import read_image, read_label
+from pixelwise.data.io import displayed_size, read_image, read_label
 from pixelwise.data.pairing import paired_samples
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.errors import DatasetError, ImageReadError, LabelError
@@ -161,6 +161,11 @@ def test_photos_with_an_exif_orientation_are_read_as_displayed(tmp_path: Path):
         assert image[:20, :, 0].mean() > 200 and image[:20, :, 2].mean() < 50   # red on top
         assert image[20:, :, 2].mean() > 200 and image[20:, :, 0].mean() < 50   # blue below
     assert read_image(photo, as_displayed=False).shape == (20, 40, 3)  # colour masks: pixels as stored
+    png = tmp_path / "phone.png"  # PNG keeps EXIF in an eXIf chunk, read from the header
+    Image.open(photo).save(png, exif=Image.open(photo).getexif().tobytes())
+    assert read_image(png).shape == (40, 20, 3)
+    with Image.open(png) as im:
+        assert displayed_size(im) == (40, 20)
 
 
 def test_a_label_drawn_on_the_displayed_photo_pairs_and_one_at_the_stored_size_is_explained(tiny_dataset: Path):
@@ -181,3 +186,7 @@ def test_a_label_drawn_on_the_displayed_photo_pairs_and_one_at_the_stored_size_i
     with pytest.raises(LabelError, match="EXIF orientation turns it"):
         ds.load(index)
     assert [p.kind for p in check_dataset(spec).errors if p.file == lab] == ["size"]
+    from pixelwise.data.view import view_dataset  # the grid of samples says so too, not a numpy broadcast error
+
+    with pytest.raises(LabelError, match="EXIF orientation turns it"):
+        view_dataset(tiny_dataset, tiny_dataset.parent / "grid.png", count=100, split="train")

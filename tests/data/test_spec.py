@@ -111,3 +111,8 @@ def test_the_recorded_dataset_is_found_from_any_working_directory(tiny_dataset, 
               "train": {"images": "tiny/train/images", "labels": "tiny/train/labels"}}
     monkeypatch.chdir(tiny_dataset.parent.parent)
     assert len(paired_samples(DatasetSpec.from_record(legacy).split("val"))) == 3
+    # ... one with an absolute split beside relative ones (the absolute one was never doubled)
+    mixed = {**legacy, "train": record["train"]}
+    assert len(paired_samples(DatasetSpec.from_record(mixed).split("val"))) == 3
+    # a root that is only a prefix of the folders' first name is not theirs ('tin' vs 'tiny')
+    assert DatasetSpec.from_record({**legacy, "path": "tin"}).split("val").images == Path("tin/tiny/val/images")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pixelwise.runtime import RuntimeSegmenter
 from pixelwise.runtime.imageio import read_image
@@ -64,6 +65,41 @@ def test_label_maps_match_the_python_runtime(js_example, pipeline_model, tiny_ru
         # JPEG decoders differ (jpeg-js upsamples chroma without libjpeg's smoothing: pixels off
         # by up to ~30 at colour edges), so the photo is held to a looser bound than the PNGs.
         assert agreement >= (0.97 if f.suffix == ".jpg" else 0.999), (f.name, agreement)
+
+
+def test_jpegs_are_turned_upright_by_their_exif_orientation(js_example, tiny_run, tmp_path):
+    """Phone photos are stored sideways or mirrored with an EXIF orientation; pixelwise (and every
+    browser) reads them as displayed. jpeg-js gives the stored pixels: the example turns them.
+    Same JPEG data with each orientation tag: the decode must be the untagged decode, turned."""
+    photo = val_images(tiny_run)[1]
+    jpeg = photo.read_bytes()
+    for o in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = o
+        payload = exif.tobytes()  # b"Exif\0\0" + TIFF: an APP1 segment after SOI, the pixels untouched
+        (tmp_path / f"o{o}.jpg").write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2)
+                                             + payload + jpeg[2:])
+    script = ("import fs from 'node:fs'; const m = await import(process.argv[1]);"
+              "for (const f of process.argv.slice(2)) { const d = m.decodeImage(f);"
+              "fs.writeFileSync(f + '.rgb', d.rgb); fs.writeFileSync(f + '.json', JSON.stringify([d.height, d.width])); }")
+    files = [str(tmp_path / f"o{o}.jpg") for o in range(1, 9)]
+    done = subprocess.run([NODE, "--input-type=module", "-e", script, (js_example / "segment.mjs").as_uri(), *files],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    def decoded(f: str) -> np.ndarray:
+        h, w = json.loads(Path(f + ".json").read_text())
+        return np.frombuffer(Path(f + ".rgb").read_bytes(), np.uint8).reshape(h, w, 3)
+
+    stored = decoded(files[0])
+
+    def as_pillow_turns(o: int) -> np.ndarray:  # what pixelwise's Python readers apply (ImageOps.exif_transpose)
+        im = Image.fromarray(stored)
+        im.getexif()[0x0112] = o
+        return np.asarray(ImageOps.exif_transpose(im))
+
+    for o, f in enumerate(files[1:], start=2):
+        np.testing.assert_array_equal(decoded(f), as_pillow_turns(o), err_msg=f"orientation {o}")
 
 
 def test_bad_inputs_are_reported_and_skipped(js_example, pipeline_model, tiny_run, tmp_path):

@@ -598,6 +598,11 @@ def test_refusals_name_the_option_the_glob_and_the_file_kind(tiny_run, pair, tmp
         with pytest.raises(RuntimeModelError, match=f"labels-only pipeline export: {name} need"):
             labels_only.predict(image, **options)
     assert labels_only.predict(image).labels.shape == image.shape[:2]
+    from pixelwise.runtime.batch import predict_folder
+
+    with pytest.raises(RuntimeModelError, match="confidence need"):  # --save confidence: before any work
+        predict_folder(labels_only, pair[2][0].parent, tmp_path / "conf", save_confidence=True)
+    assert not (tmp_path / "conf").exists()
     with pytest.raises(DatasetError, match="matches no file"):
         expand_sources(str(tmp_path / "nowhere" / "*.jpg"))
     notes = tmp_path / "notes.txt"
