@@ -238,7 +238,7 @@ class PipelineGraph(nn.Module):
         x = x.reshape(h, w, 3).permute(2, 0, 1).unsqueeze(0)
         if self.imgsz:
             x = F.interpolate(x, size=self.imgsz, mode="bilinear", align_corners=False)
-        if self.core.logits_scale > 1:
+        if self.core.labels:  # labels only: the core's own label map (low-resolution or not, e.g. U-Net's)
             return self.core(x)[1][0]
         logits = self.core(x)
         if self.imgsz:

@@ -58,9 +58,8 @@ def tiled_predict(seg: Any, image: np.ndarray, tile: int = 512, overlap: int = 6
                   flip: bool = False, out: np.ndarray | None = None,
                   confidence_out: np.ndarray | None = None) -> np.ndarray:
     """HxW label map of ``image`` (may be a memmap) with the torch model, tile by tile."""
-    exact = lowres_blend_exact(image.shape[1], seg.model.stride, flip)
-    f = logits_stride(seg) if confidence_out is None and exact else None
+    f = logits_stride(seg) if lowres_blend_exact(image.shape[1], seg.model.stride, flip) else None
     if f:  # blend the decoder's stride-level logits, as the runtime does for exported models
         return tiled_labels_lowres(image, torch_lowres_scorer(seg, flip), seg.num_classes, f, seg.model.stride,
-                                   tile, overlap, batch, out)
+                                   tile, overlap, batch, out, confidence_out=confidence_out)
     return tiled_labels(image, torch_scorer(seg, flip), seg.num_classes, tile, overlap, batch, out, confidence_out)

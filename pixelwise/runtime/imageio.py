@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from pixelwise.data.io import pil_to_rgb, read_image as read_image_file, upright  # numpy + Pillow only, like this module
-from pixelwise.errors import ImageReadError, ImageTooLargeError
+from pixelwise.errors import ImageReadError, ImageTooLargeError, first_line
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Huge aerial images are legitimate here; tiling bounds the memory, not Pillow's bomb guard.
@@ -21,7 +21,11 @@ def read_image(path: str | Path) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         if not path.exists():
             raise ImageReadError(f"Image not found: {path}.", path=path, fix="check the path")
-        arr = np.load(path, mmap_mode="r")
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except (ValueError, OSError, EOFError) as exc:  # not .npy data, truncated, or pickled objects
+            raise ImageReadError(f"Cannot decode image {path} as a .npy array ({first_line(exc)}).", path=path,
+                                 fix="save it with numpy.save as an HxW or HxWx3 uint8 array, or remove it") from None
         return ensure_rgb(arr, path)
     return read_image_file(path, missing_fix="check the path")
 

@@ -141,14 +141,22 @@ class RuntimeSegmenter(DrawMixin):
             return upsample_logits(logits, size, (h, w))
         return logits[:, :, :h, :w].astype(np.float32, copy=False)
 
+    def additive_scores(self, images: np.ndarray) -> np.ndarray:
+        """Scores that may be averaged, resized and blended like logits: the logits, or for pipeline
+        graphs log-probabilities (the logits less a per-pixel constant, so every average has the
+        arg-max and softmax of averaged logits). Averaging the probabilities themselves, as TTA
+        and tiling of pipeline exports did, agreed with the checkpoint on 88-98% of pixels."""
+        sc = self.scores(images)
+        return np.log(np.maximum(sc, np.float32(1e-38))) if self.is_pipeline else sc
+
     def _feed(self, images: np.ndarray) -> np.ndarray:
         """Normalised NCHW, zero-padded to the multiple the graph needs (as the model pads)."""
         return pad_to_multiple(self.normalize(images), self.meta.input_multiple)
 
     def logits(self, image: np.ndarray, flip: bool = False,
                scales: Sequence[float] | None = None) -> np.ndarray:
-        """1xCxHxW scores for one HxWx3 uint8 image with optional flip / multi-scale TTA
-        (scores are averaged at the image's own size)."""
+        """1xCxHxW scores (``additive_scores``: logits, or a pipeline's log-probabilities) for one
+        HxWx3 uint8 image with optional flip / multi-scale TTA, averaged at the image's own size."""
         image = ensure_rgb(np.asarray(image))
         h, w = image.shape[:2]
         total, n = None, 0
@@ -156,7 +164,7 @@ class RuntimeSegmenter(DrawMixin):
             im = image if s == 1.0 else resize_image(image, (max(1, round(h * s)), max(1, round(w * s))))
             views = [im, im[:, ::-1]] if flip else [im]
             for k, v in enumerate(views):
-                sc = self.scores(np.ascontiguousarray(v)[None])[0]
+                sc = self.additive_scores(np.ascontiguousarray(v)[None])[0]
                 if k == 1:
                     sc = sc[:, :, ::-1]
                 sc = resize_scores(np.ascontiguousarray(sc), (h, w))
@@ -195,15 +203,14 @@ class RuntimeSegmenter(DrawMixin):
             image = read_image(src)
         image = ensure_rgb(image, src or "array")
         if tile is not None:
-            if (self.lowres_factor and not confidence  # blend the graph's own stride-level logits
-                    and lowres_blend_exact(image.shape[1], self.meta.input_multiple, flip)):
-                labels = tiled_labels_lowres(image, self._lowres_fn(flip), self.num_classes, self.lowres_factor,
-                                             self.meta.input_multiple, tile, overlap, batch)
-                return Prediction(labels, None, src, None)
             conf = np.empty(image.shape[:2], np.float32) if confidence else None
+            if self.lowres_factor and lowres_blend_exact(image.shape[1], self.meta.input_multiple, flip):
+                # blend the graph's own stride-level logits
+                labels = tiled_labels_lowres(image, self._lowres_fn(flip), self.num_classes, self.lowres_factor,
+                                             self.meta.input_multiple, tile, overlap, batch, confidence_out=conf)
+                return Prediction(labels, None, src, conf)
             fn = self._tta_fn(flip)
-            labels = tiled_labels(image, fn, self.num_classes, tile, overlap, batch, confidence_out=conf,
-                                  probabilities=self.is_pipeline)
+            labels = tiled_labels(image, fn, self.num_classes, tile, overlap, batch, confidence_out=conf)
             return Prediction(labels, None, src, conf)
         if not (probabilities or confidence or flip or scales) and self.has_labels_output:
             return Prediction(self.labels(image[None])[0], None, src, None)
@@ -211,7 +218,7 @@ class RuntimeSegmenter(DrawMixin):
         labels = sc.argmax(0).astype(np.uint8 if self.num_classes <= 256 else np.int32)
         probs = None
         if probabilities or confidence:
-            probs = sc if self.is_pipeline else softmax(sc, 0)
+            probs = softmax(sc, 0)  # of the logits, or of a pipeline's log-probabilities: its probabilities
         conf = probs.max(0) if confidence and probs is not None else None
         return Prediction(labels, probs if probabilities else None, src, conf)
 
@@ -241,10 +248,11 @@ class RuntimeSegmenter(DrawMixin):
 
     def _tta_fn(self, flip: bool):
         if not flip:
-            return self.scores
+            return self.additive_scores
 
         def fn(tiles: np.ndarray) -> np.ndarray:
-            return (self.scores(tiles) + self.scores(np.ascontiguousarray(tiles[:, :, ::-1]))[..., ::-1]) / 2
+            return (self.additive_scores(tiles)
+                    + self.additive_scores(np.ascontiguousarray(tiles[:, :, ::-1]))[..., ::-1]) / 2
 
         return fn
 

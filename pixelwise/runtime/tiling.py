@@ -188,6 +188,22 @@ def upsampled_argmax(rows: np.ndarray, factor: int, width: int) -> np.ndarray:
     return canvas.reshape(n * f, (w + 1) * f)[:, f // 2:f // 2 + width]
 
 
+def upsampled_confidence(rows: np.ndarray, factor: int, width: int) -> np.ndarray:
+    """The max softmax probability of the same bilinear upsampling ``upsampled_argmax`` takes the
+    arg-max of (same rows, same half-pixel samples, same crop), so tiled confidence comes from
+    the very scores the tiled labels do."""
+    f = factor
+    c, n1, w = rows.shape
+    n = n1 - 1
+    ext = np.concatenate([rows[:, :, :1], rows, rows[:, :, -1:]], axis=2)
+    t = ((np.arange(f, dtype=np.float32) + 0.5) / f)[:, None]
+    vert = (ext[:, :-1, None, :] * (1 - t) + ext[:, 1:, None, :] * t).reshape(c, n * f, w + 2)
+    full = (vert[:, :, :-1, None] * (1 - t[:, 0]) + vert[:, :, 1:, None] * t[:, 0]).reshape(c, n * f, (w + 1) * f)
+    full = full[:, :, f // 2:f // 2 + width]
+    top = full.max(0, keepdims=True)
+    return (1.0 / np.exp(full - top).sum(0)).astype(np.float32)
+
+
 def lowres_blend_exact(width: int, multiple: int, flip: bool) -> bool:
     """Whether flip TTA can be blended at the logits' stride and still equal the whole image's.
 
@@ -200,14 +216,15 @@ def lowres_blend_exact(width: int, multiple: int, flip: bool) -> bool:
 
 def tiled_labels_lowres(image: np.ndarray, score_fn: LowResScoreFn, num_classes: int, factor: int,
                         multiple: int, tile: int = 512, overlap: int = 64, batch: int = 4,
-                        out: np.ndarray | None = None, progress: Callable[[int], None] | None = None
-                        ) -> np.ndarray:
+                        out: np.ndarray | None = None, progress: Callable[[int], None] | None = None,
+                        confidence_out: np.ndarray | None = None) -> np.ndarray:
     """Label map (HxW) of ``image`` tile by tile, blending the network's stride-``factor`` logits.
 
     Tiles are ``tile`` rounded down to a multiple of ``multiple`` (the graph's input multiple, so
     nothing is padded inside them) and start on the stride grid; a tile reaching past the image
     edge gets the model's zero padding there, as the whole image would. One tile that covers the
-    image gives the whole-image labels.
+    image gives the whole-image labels. ``confidence_out`` (HxW float32) receives the max softmax
+    probability of the upsampled blended logits: asking for it does not change the labels.
     """
     if factor < 2 or factor % 2 or multiple % factor:
         raise ValueError(f"needs an even stride dividing the input multiple, got {factor} and {multiple}")
@@ -241,6 +258,8 @@ def tiled_labels_lowres(image: np.ndarray, score_fn: LowResScoreFn, num_classes:
         lo, hi = max(0, y0), min(H, y0 + labels.shape[0])
         if hi > lo:
             out[lo:hi] = labels[lo - y0:hi - y0]
+            if confidence_out is not None:
+                confidence_out[lo:hi] = upsampled_confidence(rows, f, W)[lo - y0:hi - y0]
 
     def flush(n_rows: int, chunk: int = 16) -> None:
         nonlocal prev

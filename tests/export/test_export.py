@@ -74,6 +74,10 @@ def test_every_architecture_exports_with_dynamic_shapes(arch, tiny_run, tmp_path
         assert got.shape == ref.shape
         assert np.abs(got - ref).max() < 1e-3
         assert (labels == ref.argmax(1)).mean() > 0.999
+    # A labels-only pipeline (uint8 image in, label map out) of every architecture: U-Net's, whose
+    # logits need no upsampling, used to fail ('tuple' object has no attribute 'argmax').
+    pipe = export(seg, "onnx", tmp_path / f"{arch}_labels.onnx", pipeline=True, outputs=("labels",), images=images)
+    assert pipe.report.agreement >= 0.999 and pipe.metadata.output_names == ["labels"]
 
 
 def test_checkpoint_export_carries_metadata_and_sidecar(onnx_model, tiny_run):

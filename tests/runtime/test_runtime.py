@@ -141,6 +141,44 @@ def test_tiled_confidence_of_a_pipeline_export(pair, tiny_run, tmp_path):
     assert tiled.shape == whole.shape and 0 < tiled.min() and tiled.max() <= 1 + 1e-6
 
 
+def test_a_pipeline_export_averages_views_and_tiles_like_the_checkpoint(pair, tiny_run, tmp_path):
+    """A pipeline graph gives probabilities; TTA and tiling averaged those where the checkpoint
+    averages logits (88-98% label agreement with --scales on the demo model). They now average
+    log-probabilities: the logits less a per-pixel constant, so the same arg-max and softmax."""
+    from pixelwise.export import export
+
+    seg, _, images = pair
+    pipe = RuntimeSegmenter.load(export(tiny_run.best, "onnx", tmp_path / "p.onnx", pipeline=True,
+                                        verify_images=1).path)
+    image = read_image(images[0])
+    for options in (dict(flip=True), dict(scales=(0.75, 1.0, 1.5)), dict(flip=True, scales=(0.5, 1.0))):
+        a, b = pipe.predict(image, probabilities=True, **options), seg.predict(image, probabilities=True, **options)
+        assert (a.labels == b.labels).mean() > 0.9999, options
+        assert np.abs(a.probabilities - b.probabilities).max() < 1e-4, options
+    from pixelwise.runtime.tiling import tiled_labels
+
+    rt = pair[1]  # the logits export, blended at full resolution like the pipeline's probabilities
+    for flip in (False, True):
+        a = pipe.predict(image, tile=112, overlap=48, confidence=True, flip=flip)
+        conf = np.empty(image.shape[:2], np.float32)
+        labels = tiled_labels(image, rt._tta_fn(flip), rt.num_classes, 112, 48, confidence_out=conf)
+        assert (a.labels == labels).mean() > 0.9999, flip
+        assert np.abs(a.confidence - conf).max() < 1e-4, flip
+
+
+def test_tiled_labels_do_not_depend_on_asking_for_confidence(pair):
+    """Confidence used to switch tiling to full-resolution tiles placed differently from the
+    stride-level ones: asking for it changed 1.2% of a 2000x3000 image's labels."""
+    seg, rt, images = pair
+    image = read_image(images[0])
+    for model in (rt, seg):
+        plain = model.predict(image, tile=64, overlap=16)
+        rich = model.predict(image, tile=64, overlap=16, confidence=True)
+        np.testing.assert_array_equal(plain.labels, rich.labels)
+        assert rich.confidence.shape == image.shape[:2] and 1 / rt.num_classes - 1e-6 <= rich.confidence.min()
+        assert rich.confidence.max() <= 1 + 1e-6
+
+
 def test_blending_is_exact_for_a_pixelwise_scorer():
     """With scores that depend only on each pixel, any tiling must reproduce the whole image:
     this isolates the window/overlap/band bookkeeping from the model's context."""
@@ -342,21 +380,27 @@ def test_batch_folder_skips_unreadable_files_and_says_which(pair, onnx_model, tm
         shutil.copy(f, src / f.name)
     (src / "a_truncated.jpg").write_bytes(images[0].read_bytes()[:300])
     (src / "b_not_an_image.png").write_text("not an image")
+    # .npy inputs (huge tiles) go wrong too: not numpy data, cut short, pickled objects
+    (src / "c_garbage.npy").write_text("garbage")
+    np.save(src / "d_cut.npy", np.zeros((64, 64, 3), np.uint8))
+    (src / "d_cut.npy").write_bytes((src / "d_cut.npy").read_bytes()[:1000])
+    np.save(src / "e_objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    bad_files = ["a_truncated.jpg", "b_not_an_image.png", "c_garbage.npy", "d_cut.npy", "e_objects.npy"]
     out = tmp_path / "out"
     with pytest.raises(UnreadableImagesError) as err:
         predict_folder(rt, src, out, progress=False)
-    assert "2 of 4 images could not be read" in str(err.value) and "a_truncated.jpg" in str(err.value)
-    assert sorted(p.name for p, _ in err.value.skipped) == ["a_truncated.jpg", "b_not_an_image.png"]
+    assert "5 of 7 images could not be read" in str(err.value) and "a_truncated.jpg" in str(err.value)
+    assert sorted(p.name for p, _ in err.value.skipped) == bad_files
     # every readable image was still predicted, after the unreadable ones (sorted first)
     assert sorted(p.name for p in err.value.written) == sorted(f"{f.stem}_{k}.png" for f in images[:2]
                                                                for k in ("labels", "color"))
     assert all(p.exists() for p in err.value.written)
     listed = (out / "skipped.txt").read_text().splitlines()
-    assert [line.split("\t")[0] for line in listed] == [str(src / "a_truncated.jpg"), str(src / "b_not_an_image.png")]
+    assert [line.split("\t")[0] for line in listed] == [str(src / f) for f in bad_files]
     with pytest.raises(ImageReadError) as first:  # strict: stops at the first one
         predict_folder(rt, src, tmp_path / "strict", progress=False, skip_unreadable=False)
     assert not isinstance(first.value, UnreadableImagesError) and "a_truncated.jpg" in str(first.value)
-    for bad in ("a_truncated.jpg", "b_not_an_image.png"):
+    for bad in bad_files:
         (src / bad).unlink()
     assert len(predict_folder(rt, src, out, progress=False)) == 4
     assert not (out / "skipped.txt").exists()  # the earlier run's list is gone
