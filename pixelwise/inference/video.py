@@ -8,6 +8,7 @@ written with FFV1, lossless, in .mkv or .avi: every channel of a decoded frame i
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,12 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
     color (mp4v), or labels (lossless FFV1, .mkv/.avi; read a frame's first channel back).
 
     ``out`` appears only once every frame is written (a staging file beside it is renamed):
-    a failure or Ctrl-C half-way leaves no truncated video, and never touches ``source``."""
+    a failure or Ctrl-C half-way leaves no truncated video, and never touches ``source``.
+    A source that ends before the frame count its header declares (a cut download) is written as
+    far as it decodes, with a warning."""
+    # FFmpeg's own log lines ("moov atom not found") would precede pixelwise's one-line error;
+    # read when OpenCV first opens a file, so setting it here works whenever cv2 was imported.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import cv2
 
     from pixelwise.runtime.batch import progress_bar
@@ -72,7 +78,7 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
                            fix="pass a readable video file (mp4, avi, mkv...) or re-encode it with ffmpeg")
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if np.isfinite(fps) and 0 < fps <= 1000 else 25.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
+    declared = total = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
     if max_frames:
         total = min(total, max_frames) if total else max_frames
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +126,9 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
             raise DatasetError(f"No frame of {src} could be decoded.", path=src,
                                fix="check the file plays, or re-encode it with ffmpeg")
         os.replace(staging, out)
+        if declared and n < min(declared, max_frames or declared) - 1:  # containers may estimate by one
+            warnings.warn(f"Video {src} declares {declared} frames but only {n} could be decoded: the file "
+                          f"may be cut short; {out} holds the {n} decoded frames.", UserWarning, stacklevel=2)
     finally:
         cap.release()
         if writer is not None:

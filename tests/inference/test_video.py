@@ -150,3 +150,38 @@ def test_cli_writes_the_chosen_video_kind(tiny_run, tmp_path, capsys):
                      *per_image]) == 2
         assert "choose per-image files; " in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["street_labels.mkv", "street_overlay.mp4"]
+
+
+def test_a_cut_video_is_written_as_far_as_it_decodes_with_a_warning(tiny_run, tmp_path):
+    """A cut download used to be segmented silently, its missing frames unmentioned; and an
+    unreadable file printed FFmpeg's own log line before pixelwise's one-line error."""
+    import subprocess
+    import sys
+    import warnings
+
+    from pixelwise.inference.predictor import Segmenter
+    from pixelwise.inference.video import segment_video
+
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    images = [read_image(f) for f in sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))]
+    h, w = images[0].shape[:2]
+    whole = tmp_path / "whole.avi"
+    vw = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (w, h))
+    for i in range(8):
+        vw.write(cv2.cvtColor(images[i % len(images)], cv2.COLOR_RGB2BGR))
+    vw.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 55 // 100])
+    decodable = len(_read_frames(cut))
+    assert 0 < decodable < 7
+    with pytest.warns(UserWarning, match=f"declares 8 frames but only {decodable} could be decoded"):
+        res = segment_video(seg, cut, tmp_path / "out.mp4", mode="color", progress=False)
+    assert res.frames == decodable == len(_read_frames(res.path))
+    with warnings.catch_warnings():  # stopping early on purpose is not a cut file
+        warnings.simplefilter("error")
+        segment_video(seg, whole, tmp_path / "whole_out.mp4", mode="color", progress=False, max_frames=3)
+    (tmp_path / "fake.mp4").write_text("not a video")
+    done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", str(tmp_path / "fake.mp4"), "--model",
+                           str(tiny_run.best), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "moov atom" not in done.stderr, done.stderr
+
