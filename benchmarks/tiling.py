@@ -6,8 +6,10 @@ in a fresh process per mode, so each peak RSS is its own:
 
 * ``stride``: tiles blended at the logits' stride, labels by ``upsampled_argmax`` (the default
   for logits graphs whose logits are at stride 4 or 8);
+* ``stride_confidence``: the same, with the confidence map (max softmax probability of the
+  upsampled blended logits, ``upsampled_confidence``), as ``predict(..., confidence=True)`` does;
 * ``full``: every tile's logits upsampled to full resolution, then blended (the earlier path;
-  still used for confidence maps, pipeline graphs and full-size logits).
+  still used for pipeline graphs, full-size logits and flip on widths off the stride).
 
     python benchmarks/tiling.py [--model m.onnx] [--size 8000] [--tile 1024] [--overlap 128]
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "datasets" / "camvid"
-MODES = ("stride", "full")
+MODES = ("stride", "stride_confidence", "full")
 
 
 def make_image(path: Path, size: int) -> str:
@@ -58,13 +60,15 @@ def worker(a: argparse.Namespace) -> int:
     out = np.lib.format.open_memmap(a.labels, mode="w+", dtype=np.uint8, shape=image.shape[:2])
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    if a.worker == "stride":
+    if a.worker.startswith("stride"):
         if not seg.lowres_factor:
             raise SystemExit(f"{a.model}: its logits cannot be blended at their stride")
         from pixelwise.runtime.tiling import tiled_labels_lowres
 
+        conf = (np.lib.format.open_memmap(a.labels + ".conf.npy", mode="w+", dtype=np.float32, shape=image.shape[:2])
+                if a.worker == "stride_confidence" else None)
         tiled_labels_lowres(image, seg._lowres_fn(False), seg.num_classes, seg.lowres_factor,
-                            seg.meta.input_multiple, a.tile, a.overlap, a.batch, out)
+                            seg.meta.input_multiple, a.tile, a.overlap, a.batch, out, confidence_out=conf)
     else:
         tiled_labels(image, seg.scores, seg.num_classes, a.tile, a.overlap, a.batch, out)
     seconds = time.perf_counter() - t
@@ -111,12 +115,14 @@ def main() -> int:
                 return 1
             runs[mode] = json.loads(r.stdout.strip().splitlines()[-1])
             print(runs[mode], flush=True)
-        a_, b_ = (np.load(tmp / f"{m}.npy", mmap_mode="r") for m in MODES)
+        a_, c_, b_ = (np.load(tmp / f"{m}.npy", mmap_mode="r") for m in MODES)
         agree = float(np.mean([(a_[y:y + 500] == b_[y:y + 500]).mean() for y in range(0, a.size, 500)]))
+        same = all(np.array_equal(a_[y:y + 500], c_[y:y + 500]) for y in range(0, a.size, 500))
     from pixelwise.runtime import RuntimeSegmenter
 
     res = {"model": model, "image": f"{a.size}x{a.size} ({what})", "tile": a.tile, "overlap": a.overlap,
            "batch": a.batch, "threads": a.threads, "runs": runs, "label_agreement": round(agree, 5),
+           "confidence_leaves_labels_unchanged": same,
            "stride": RuntimeSegmenter.load(model).lowres_factor}
     print(json.dumps(res, indent=2))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +134,7 @@ def main() -> int:
 def write_markdown(res: dict, path: Path) -> None:
     from report import cpu_name, section, table, write_lines
 
-    s, f = res["runs"]["stride"], res["runs"]["full"]
+    s, c, f = res["runs"]["stride"], res["runs"]["stride_confidence"], res["runs"]["full"]
     lines = [*section("Tiled inference on a huge image (torch-free runtime)",
                       f"{cpu_name()}, {os.cpu_count()} cores, {res['threads']} ONNX Runtime threads",
                       f"- **Input:** {res['image']}, a memory-mapped .npy; tile {res['tile']}, overlap "
@@ -136,11 +142,15 @@ def write_markdown(res: dict, path: Path) -> None:
              *table(["blending", "seconds", "peak RSS (MB)"],
                     [(f"at the logits' stride ({res['stride']}), labels from `upsampled_argmax` (default)",
                       s["seconds"], s["peak_rss_mb"]),
+                     ("the same with the confidence map (`confidence=True`; float32 memmap output, 256 MB)",
+                      c["seconds"], c["peak_rss_mb"]),
                      ("logits upsampled per tile to full resolution, then blended (earlier path)",
                       f["seconds"], f["peak_rss_mb"])], "lrr"), "",
              f"Speed-up {f['seconds'] / s['seconds']:.2f}x; label agreement between the two "
              f"{res['label_agreement'] * 100:.3f}% (they differ only where overlapping tiles disagree: "
-             "the stride path blends the scores before upsampling them). Peak RSS (`ru_maxrss`) counts the "
+             "the stride path blends the scores before upsampling them); asking for the confidence map "
+             + ("leaves the labels unchanged" if res["confidence_leaves_labels_unchanged"] else
+                "CHANGED the labels") + ". Peak RSS (`ru_maxrss`) counts the "
              "touched pages of the memory-mapped input and output (192 + 64 MB at 8000x8000; file-backed, "
              "the kernel can drop them) and ONNX Runtime's buffers for a batch of tiles, which do not grow "
              "with the image; the blended scores are a band of tile rows (at the stride: 16x smaller)."]

@@ -161,6 +161,17 @@ different amounts. The JavaScript
 benchmark now serves its page with the example's own server (`browser/serve.py`) and seeds its
 untrained weights (in one unseeded run the wasm int8 labels agreed with Python's on 94.0% of
 pixels, 100% in the run above: near-tie logits of random weights).
+
+Ninth session (2026-12-03, same VM type, in a slow phase: ONNX Runtime alone served the int8
+default model at 64-97 images/s where the load test below measured 158). Tiled confidence maps
+now come from the stride-level blend (`upsampled_confidence`), so asking for one no longer
+switches to differently placed full-resolution tiles (which had changed 1.2% of a 2000x3000
+image's labels): the tiling section adds that mode, 14.8 s for 8000x8000 against 24.9 s for the
+full-resolution path in the same run, labels identical to the stride path's. The server now checks
+the API key before reading a body and refuses bodies under 16 KiB/s; the load test, alternated
+between the session's first and last code in one phase (2 x 2 runs, 500 warm-up requests), gave
+66.2 / 74.7 req/s before and 73.9 / 80.0 after: no change beyond the VM's noise, so the
+section below keeps the earlier, faster phase's run.
 """
 
 

@@ -195,13 +195,23 @@ def upsampled_confidence(rows: np.ndarray, factor: int, width: int) -> np.ndarra
     f = factor
     c, n1, w = rows.shape
     n = n1 - 1
-    ext = np.concatenate([rows[:, :, :1], rows, rows[:, :, -1:]], axis=2)
-    t = ((np.arange(f, dtype=np.float32) + 0.5) / f)[:, None]
-    vert = (ext[:, :-1, None, :] * (1 - t) + ext[:, 1:, None, :] * t).reshape(c, n * f, w + 2)
-    full = (vert[:, :, :-1, None] * (1 - t[:, 0]) + vert[:, :, 1:, None] * t[:, 0]).reshape(c, n * f, (w + 1) * f)
-    full = full[:, :, f // 2:f // 2 + width]
-    top = full.max(0, keepdims=True)
-    return (1.0 / np.exp(full - top).sum(0)).astype(np.float32)
+    ext = np.concatenate([rows[:, :, :1], rows, rows[:, :, -1:]], axis=2).astype(np.float32, copy=False)
+    t = (np.arange(f, dtype=np.float32) + 0.5) / f
+    # Separable, one sample offset at a time, so every loop runs along a whole row.
+    vert = np.empty((c, n, f, w + 2), np.float32)
+    for k in range(f):
+        np.multiply(ext[:, :-1], 1 - t[k], out=vert[:, :, k])
+        vert[:, :, k] += ext[:, 1:] * t[k]
+    vert = vert.reshape(c, n * f, w + 2)
+    full = np.empty((c, n * f, w + 1, f), np.float32)
+    for k in range(f):
+        np.multiply(vert[:, :, :-1], 1 - t[k], out=full[..., k])
+        full[..., k] += vert[:, :, 1:] * t[k]
+    full = full.reshape(c, n * f, (w + 1) * f)[:, :, f // 2:f // 2 + width]
+    top = full.max(0)
+    np.subtract(full, top, out=full)
+    np.exp(full, out=full)
+    return np.reciprocal(full.sum(0), dtype=np.float32)
 
 
 def lowres_blend_exact(width: int, multiple: int, flip: bool) -> bool:

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pixelwise.runtime.tiling import tiled_labels_lowres, upsampled_argmax
+from pixelwise.runtime.tiling import tiled_labels_lowres, upsampled_argmax, upsampled_confidence
 
 
 def _reference(scores: np.ndarray, f: int, size: tuple[int, int]) -> np.ndarray:
@@ -34,6 +34,20 @@ def test_upsampled_argmax_equals_the_argmax_of_torch_upsampling(f, kind):
     if kind == "smooth":
         a = scores.argmax(0)
         assert (a[:-1, :-1] == a[1:, 1:]).mean() > 0.5  # the shortcut was really taken
+
+
+@pytest.mark.parametrize("f", [2, 4, 8])
+def test_upsampled_confidence_is_the_softmax_max_of_torch_upsampling(f):
+    rng = np.random.default_rng(f)
+    c, h, w = 7, 23, 31
+    scores = rng.standard_normal((c, h, w)).astype(np.float32) * 3
+    H, W = h * f - 3, w * f - 1
+    up = F.interpolate(torch.from_numpy(scores)[None], scale_factor=f, mode="bilinear", align_corners=False)
+    ref = up[0, :, :H, :W].softmax(0).max(0).values.numpy()
+    rows = np.concatenate([scores[:, :1], scores, scores[:, -1:]], axis=1)
+    got = upsampled_confidence(rows, f, W)[f // 2:f // 2 + H]
+    assert got.shape == ref.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, atol=1e-5)
 
 
 def _block_scorer(protos: np.ndarray, f: int):
