@@ -34,7 +34,10 @@ class ApiKeyGate:
         self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path", "").startswith(PROTECTED_PREFIX):
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if root and path.startswith(root):  # mounted inside another app: its prefix comes first
+            path = path[len(root):]
+        if scope["type"] == "http" and path.startswith(PROTECTED_PREFIX):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
             if not key_matches(headers, self.api_key):
                 await _reply(send, 401, KEY_HELP, [(b"www-authenticate", b"Bearer")])

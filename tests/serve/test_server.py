@@ -302,6 +302,22 @@ def test_api_key_auth(onnx_model, image_file):
         r = httpx.post(f"{url}/v1/segment", headers={"Authorization": "Bearer s3cret"},
                        files={"file": ("a.jpg", image_file.read_bytes(), "image/jpeg")})
         assert r.status_code == 200
+    # mounted inside a user's own app, the gate (not only the route's check, which runs after the
+    # body is read) still answers: it says so with WWW-Authenticate
+    import asyncio
+
+    from fastapi import FastAPI
+
+    outer = FastAPI()
+    outer.mount("/api", app)
+
+    async def ask() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=outer), base_url="http://t") as c:
+            return [await c.get("/api/v1/models"), await c.get("/api/v1/models", headers={"X-API-Key": "s3cret"})]
+
+    refused, served = asyncio.run(ask())
+    assert refused.status_code == 401 and refused.headers.get("www-authenticate") == "Bearer"
+    assert served.status_code == 200
 
 
 UPLOAD_HEAD = (b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
