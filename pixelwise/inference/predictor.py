@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.engine.checkpoint import load_checkpoint, load_model_weights
 from pixelwise.errors import CheckpointError, ConfigError, DatasetError
-from pixelwise.runtime.imageio import ensure_rgb, read_image
+from pixelwise.runtime.imageio import load_input
 from pixelwise.runtime.predictor import Prediction
 from pixelwise.runtime.tiling import check_options
 from pixelwise.runtime.visualize import DrawMixin
@@ -75,7 +75,10 @@ class Segmenter(DrawMixin):
         """1xCxHxW logits for an HxWx3 uint8 RGB array (any size)."""
         from pixelwise.engine.evaluator import normalize_batch
 
-        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+        chw = np.ascontiguousarray(image.transpose(2, 0, 1))
+        if not chw.flags.writeable:  # e.g. a 1x1 resize for a TTA scale: Pillow's read-only buffer, no copy made
+            chw = chw.copy()
+        x = torch.from_numpy(chw)[None]
         x = normalize_batch(x, self.model.mean, self.model.std, self.device, self.channels_last)
         out = self.model(x)
         if flip:
@@ -83,11 +86,11 @@ class Segmenter(DrawMixin):
         return out
 
     def check_options(self, probabilities: bool = False, scales: Sequence[float] | None = None,
-                      tile: int | None = None, overlap: int | None = None, **_: object) -> int:
+                      tile: int | None = None, overlap: int | None = None, batch: int = 4, **_: object) -> int:
         """Refuse ``predict`` options that cannot work (before a folder's first image is read);
         returns the tile overlap to use."""
         return check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
-                             stride=int(self.model.stride), error=ConfigError)
+                             stride=int(self.model.stride), error=ConfigError, batch=batch)
 
     def predict(self, image: str | Path | np.ndarray, probabilities: bool = False, flip: bool = False,
                 scales: Sequence[float] | None = None, tile: int | None = None, overlap: int | None = None,
@@ -95,12 +98,8 @@ class Segmenter(DrawMixin):
         """Label map (and probabilities / confidence when asked) at the image's own size; the same
         API as ``RuntimeSegmenter.predict``: ``scales`` multi-scale TTA, ``tile`` sliding-window
         mode with ``overlap`` (memory bounded by the tile; confidence but no probabilities)."""
-        overlap = self.check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap)
-        src = None
-        if not isinstance(image, np.ndarray):  # the runtime's reader: image files and memory-mapped .npy
-            src = Path(image)
-            image = read_image(src)
-        image = ensure_rgb(image, src or "array")  # the same checks and errors as an export's predictor
+        overlap = self.check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap, batch=batch)
+        image, src = load_input(image)  # a path, a PIL image or an array; the same checks in both predictors
         if tile is not None:
             from pixelwise.inference.tiling import tiled_predict
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ Image.MAX_IMAGE_PIXELS = None
 
 def read_image(path: str | Path) -> np.ndarray:
     """File -> HxWx3 uint8 RGB. ``.npy`` files are memory-mapped (for huge tiled inputs)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ImageReadError(f"read_image takes a file path, not a {type(path).__name__}.", path=type(path).__name__,
+                             fix="pass the image's path (predict also takes PIL images and arrays)")
     path = Path(path)
     if path.suffix.lower() == ".npy":
         if not path.exists():
@@ -28,6 +32,21 @@ def read_image(path: str | Path) -> np.ndarray:
                                  fix="save it with numpy.save as an HxW or HxWx3 uint8 array, or remove it") from None
         return ensure_rgb(arr, path)
     return read_image_file(path, missing_fix="check the path")
+
+
+def load_input(image: object) -> tuple[np.ndarray, Path | None]:
+    """What ``predict`` accepts -> (HxWx3 uint8 RGB, the source path or None): an image path, a
+    PIL image (as displayed) or an array (HxW grey, HxWx3 RGB, HxWx4 RGBA, uint8)."""
+    if isinstance(image, np.ndarray):
+        return ensure_rgb(image, "array"), None
+    if isinstance(image, Image.Image):
+        return pil_to_rgb(upright(image)), None
+    if isinstance(image, (str, os.PathLike)):
+        src = Path(image)
+        return ensure_rgb(read_image(src), src), src
+    raise ImageReadError(f"Cannot predict a {type(image).__name__}: expected an image path, a PIL image or an "
+                         "HxWx3 uint8 array.", path=type(image).__name__,
+                         fix="pass a file path, PIL.Image.open(path), or numpy.asarray(...) of one")
 
 
 def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = None) -> np.ndarray:

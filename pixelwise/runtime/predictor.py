@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from pixelwise.runtime.backends import Backend, open_backend
-from pixelwise.runtime.imageio import ensure_rgb, read_image, resize_image, resize_scores
+from pixelwise.runtime.imageio import ensure_rgb, load_input, resize_image, resize_scores
 from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError
 from pixelwise.runtime.tiling import check_options, lowres_blend_exact, tiled_labels, tiled_labels_lowres
 from pixelwise.runtime.visualize import DrawMixin, area_summary
@@ -174,7 +174,7 @@ class RuntimeSegmenter(DrawMixin):
 
     # ------------------------------------------------------------------ prediction
     def check_options(self, probabilities: bool = False, scales: Sequence[float] | None = None,
-                      tile: int | None = None, overlap: int | None = None, flip: bool = False,
+                      tile: int | None = None, overlap: int | None = None, batch: int = 4, flip: bool = False,
                       confidence: bool = False, **_: object) -> int:
         """Refuse ``predict`` options that cannot work (before a folder's first image is read);
         returns the tile overlap to use."""
@@ -186,7 +186,7 @@ class RuntimeSegmenter(DrawMixin):
                                         "need(s) class scores.", path=self.path,
                                         fix=f"drop {', '.join(wanted)}, or re-export with --outputs labels,probabilities")
         return check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
-                             stride=self.meta.stride, error=RuntimeModelError)
+                             stride=self.meta.stride, error=RuntimeModelError, batch=batch)
 
     def predict(self, image: str | Path | np.ndarray, probabilities: bool = False, flip: bool = False,
                 scales: Sequence[float] | None = None, tile: int | None = None, overlap: int | None = None,
@@ -195,13 +195,9 @@ class RuntimeSegmenter(DrawMixin):
 
         ``tile``: sliding-window mode with ``overlap`` and weighted blending (memory bounded by the
         tile; probabilities are not kept in this mode, confidence is)."""
-        overlap = self.check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
+        overlap = self.check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap, batch=batch,
                                      flip=flip, confidence=confidence)
-        src = None
-        if not isinstance(image, np.ndarray):
-            src = Path(image)
-            image = read_image(src)
-        image = ensure_rgb(image, src or "array")
+        image, src = load_input(image)  # a path, a PIL image or an array; the same checks in both predictors
         if tile is not None:
             conf = np.empty(image.shape[:2], np.float32) if confidence else None
             if self.lowres_factor and lowres_blend_exact(image.shape[1], self.meta.input_multiple, flip):

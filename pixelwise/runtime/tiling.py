@@ -52,12 +52,23 @@ MAX_SCALE = 4.0  # scale 4 of an 8000x8000 tile is already 1 G pixels
 DEFAULT_OVERLAP = 64
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def check_options(*, probabilities: bool, scales: Sequence[float] | None, tile: int | None,
-                  overlap: int | None, stride: int, error: type[Exception]) -> int:
+                  overlap: int | None, stride: int, error: type[Exception], batch: int = 4) -> int:
     """Refuse prediction options that cannot work, before any pixel is computed. Both predictors
     call it, so a checkpoint and its export refuse the same things in the same words.
 
     Returns the tile overlap to use: ``overlap``, or when None 64 pixels (at most half the tile)."""
+    for name, value in (("tile", tile), ("overlap", overlap)):
+        if value is not None and not _whole(value):
+            raise error(f"{name}={value!r} is not a whole number of pixels.", fix=f"pass {name} as an int, e.g. "
+                        + ("1024" if name == "tile" else "64"))
+    if not _whole(batch) or batch < 1:
+        raise error(f"batch={batch!r} is not a positive number of tiles per call.",
+                    fix="use batch=4 (tiles run together; more uses more memory)")
     for s in scales or ():
         if not 0 < s <= MAX_SCALE:
             raise error(f"Test-time scale {s:g} is outside (0, {MAX_SCALE:g}]: the image would be predicted "

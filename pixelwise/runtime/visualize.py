@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pixelwise.errors import ConfigError
+
 
 def colorize(labels: np.ndarray, colors: list, ignore_index: int = 255) -> np.ndarray:
     """HxW class ids -> HxWx3 uint8 RGB (ignored pixels black)."""
@@ -70,7 +72,24 @@ class DrawMixin:
             yield self.predict(s, **kw)
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
-        return colorize(labels, self.colors, self.ignore_index)
+        """HxW class ids (``Prediction.labels``) -> HxWx3 uint8 RGB."""
+        return colorize(_label_map(labels), self.colors, self.ignore_index)
 
-    def overlay(self, image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-        return overlay(image, labels, self.colors, alpha, self.ignore_index)
+    def overlay(self, image: object, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        """The colour map blended over ``image`` (whatever ``predict`` takes: path, PIL image, array)."""
+        from pixelwise.runtime.imageio import load_input
+
+        rgb = load_input(image)[0]
+        labels = _label_map(labels)
+        if labels.shape != rgb.shape[:2]:
+            raise ConfigError(f"The labels are {labels.shape[1]}x{labels.shape[0]} but the image is "
+                              f"{rgb.shape[1]}x{rgb.shape[0]}.", fix="overlay the labels predicted for this image")
+        return overlay(rgb, labels, self.colors, alpha, self.ignore_index)
+
+
+def _label_map(labels: object) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype.kind not in "ui":
+        raise ConfigError(f"Expected an HxW integer label map, got {labels.dtype} of shape {labels.shape}.",
+                          fix="pass Prediction.labels (class ids)")
+    return labels

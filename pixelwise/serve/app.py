@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import quote
 from pathlib import Path
 from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import JSONResponse, Response
 
-from pixelwise.errors import ImageReadError, ImageTooLargeError, PixelwiseError
+from pixelwise.errors import ImageReadError, ImageTooLargeError, PixelwiseError, first_line
 from pixelwise.runtime.imageio import decode_image, encode_png
 from pixelwise.runtime.visualize import area_summary, rle_encode
 from pixelwise.serve.auth import KEY_HELP, gate, key_matches
@@ -65,9 +67,22 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default is a list of pydantic errors; clients get one line with the fix, as
         # for every other refusal.
-        stats["requests"] += 1
-        stats["errors"] += 1
         return JSONResponse({"detail": validation_message(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # pixelwise's own refusals carry their fix; Starlette's (a multipart body it cannot parse,
+        # a wrong method, an unknown path) get one too, in the same one-line form.
+        detail = str(exc.detail)
+        if "Fix:" not in detail:
+            detail = f"{detail.rstrip('.')}. Fix: {HTTP_FIXES.get(exc.status_code, HTTP_FIXES[0])}"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        # a bug, not a bad request: one line to the client, the traceback to the server's log
+        return JSONResponse({"detail": f"Internal error ({type(exc).__name__}: {first_line(exc)}). Fix: retry; "
+                                       "if it persists, report it with the server's log"}, status_code=500)
 
     @app.get("/health")
     def health() -> dict:
@@ -86,14 +101,11 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
                                                       "json: class areas + RLE masks"),
                       flip: bool = Query(False, description="flip test-time augmentation"),
                       masks: bool = Query(True, description="json output: include RLE masks")) -> Response:
-        stats["requests"] += 1
         name = model or default
         if name not in models:
-            stats["errors"] += 1
             raise HTTPException(404, f"Unknown model '{name}'. Fix: use one of {list(models)} (GET /v1/models).")
         ctype = (file.content_type or "").lower()
         if ctype and not ctype.startswith(ACCEPTED_TYPES):
-            stats["errors"] += 1
             raise HTTPException(415, f"Unsupported media type '{ctype}' for {file.filename}. "
                                      "Fix: upload an image (PNG, JPEG, BMP, TIFF, WebP).")
         data = await file.read()
@@ -130,23 +142,58 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
         try:
             (width, height), result = await anyio.to_thread.run_sync(handle, limiter=limiter)
         except ImageTooLargeError as exc:
-            stats["errors"] += 1
             raise HTTPException(413, str(exc)) from None
         except RequestRefused as exc:
-            stats["errors"] += 1
             raise HTTPException(exc.status, str(exc)) from None
         except ImageReadError as exc:
-            stats["errors"] += 1
             raise HTTPException(400, str(exc)) from None
-        headers = {"X-Model": name, "X-Image-Size": f"{width}x{height}"}
+        # header values are Latin-1: a model named in another script is sent percent-encoded
+        headers = {"X-Model": name if name.isascii() else quote(name), "X-Image-Size": f"{width}x{height}"}
         if isinstance(result, dict):
             return JSONResponse(result, headers=headers)
         return Response(result, media_type="image/png", headers=headers)
 
     app.add_middleware(BodySizeLimit, limit=max_upload_bytes, stall_timeout=stall_timeout)
     app.add_middleware(PendingLimit, limit=max(1, max_pending))
-    gate(app, api_key)  # added last: runs first, before any body is read or upload slot taken
+    gate(app, api_key)  # runs before any body is read or upload slot taken
+    app.add_middleware(CountRequests, stats=stats)  # added last: runs first, so it sees every answer
     return app
+
+
+class CountRequests:
+    """``/health``'s counters: every ``/v1/`` request, and those answered 4xx/5xx (by a route, a
+    limit, the key gate or an exception) as errors."""
+
+    def __init__(self, app: Any, stats: dict):
+        self.app = app
+        self.stats = stats
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if scope["type"] != "http" or not path[len(root) if root and path.startswith(root) else 0:].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        self.stats["requests"] += 1
+        status = {"code": 500}
+
+        async def watch(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            if status["code"] >= 400:
+                self.stats["errors"] += 1
+
+
+HTTP_FIXES = {
+    0: "see /docs for the API",
+    400: "send the image as multipart/form-data field 'file' (curl -F file=@image.jpg URL)",
+    404: "see /docs for the routes: POST /v1/segment, GET /v1/models, GET /health",
+    405: "use POST for /v1/segment and GET for /v1/models and /health",
+}
 
 
 def validation_message(errors: Any) -> str:

@@ -68,6 +68,11 @@ def build_app(model_args: Sequence[str], api_key: str | None = None, host: str =
     check_limits(workers=workers, max_pending=max_pending, threads=threads, max_upload_mb=max_upload_mb,
                  max_megapixels=max_megapixels, upload_timeout=upload_timeout)
     api_key = api_key or os.environ.get("PIXELWISE_API_KEY") or None
+    if api_key is not None and not (api_key.isascii() and api_key.isprintable() and api_key == api_key.strip()):
+        # HTTP header values are bytes: clients send non-ASCII keys in different encodings, and
+        # servers strip surrounding spaces, so such a key could never match
+        raise ServeError("The API key must be printable ASCII without surrounding spaces.",
+                         fix="choose another key, e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))'")
     if not is_loopback(host) and not api_key:
         raise ServeError(f"Refusing to bind to {host} without an API key.",
                          fix="pass --api-key KEY (or set PIXELWISE_API_KEY), or bind to 127.0.0.1")

@@ -22,6 +22,17 @@ def test_predict_any_size_with_probabilities(tiny_run):
     assert abs(sum(areas.values()) - 1.0) < 1e-6
 
 
+def test_tiny_images_with_tta_predict_without_warnings(tiny_run):
+    """A 1x1 image resized for a TTA scale is Pillow's read-only buffer, contiguous already: torch
+    warned about the non-writable array (the server logged it on every such request)."""
+    import warnings
+
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert seg.predict(np.zeros((1, 1, 3), np.uint8), scales=(0.5, 1.0)).labels.shape == (1, 1)
+
+
 def test_predict_from_path_equals_array(tiny_run, tiny_dataset: Path):
     seg = Segmenter.load(tiny_run.best, device="cpu")
     img = sorted((tiny_dataset.parent / "val" / "images").iterdir())[0]

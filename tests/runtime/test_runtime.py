@@ -234,7 +234,7 @@ def test_both_predictors_take_and_refuse_the_same_arrays(pair, tmp_path):
     """Same predict API: the PyTorch predictor used to cast float/uint16 arrays to uint8 silently
     (a [0, 1] float image became black) and crash in a conv on an empty one; .npy files (memory-
     mapped for huge tiles) were readable by the export's predictor only."""
-    from pixelwise.errors import ImageReadError
+    from pixelwise.errors import ImageReadError, PixelwiseError
 
     seg, rt, _ = pair
     np.save(tmp_path / "tile.npy", np.full((40, 50, 3), 90, np.uint8))
@@ -249,6 +249,28 @@ def test_both_predictors_take_and_refuse_the_same_arrays(pair, tmp_path):
         assert predictor.predict(tmp_path / "tile.npy").labels.shape == (40, 50)
         with pytest.raises(ImageReadError, match="not found.*Fix: check the path$"):
             predictor.predict(tmp_path / "missing.png")
+        # other objects: a PIL image is an image; None, lists, bytes get one line, not a TypeError
+        pil = Image.fromarray(np.full((40, 50, 3), 90, np.uint8))
+        np.testing.assert_array_equal(predictor.predict(pil).labels, predictor.predict(tmp_path / "tile.npy").labels)
+        for bad in (None, [[1, 2]], b"\x89PNG"):
+            with pytest.raises(ImageReadError, match=f"Cannot predict a {type(bad).__name__}.*Fix:"):
+                predictor.predict(bad)
+        # tiling options of the wrong kind: refused, not an all-zero map (batch=-1) or a raw error
+        image = np.full((64, 64, 3), 90, np.uint8)
+        for options, message in ((dict(tile=64, batch=0), "batch=0 is not a positive"),
+                                 (dict(tile=64, batch=-1), "batch=-1 is not a positive"),
+                                 (dict(tile="64"), "tile='64' is not a whole number")):
+            with pytest.raises(PixelwiseError, match=message):
+                predictor.predict(image, **options)
+        # overlays take what predict takes, and refuse labels that are not this image's map
+        grey = np.full((40, 50), 90, np.uint8)
+        labels = predictor.predict(grey).labels
+        for image in (grey, np.dstack([grey] * 4), pil, tmp_path / "tile.npy"):
+            assert predictor.overlay(image, labels).shape == (40, 50, 3)
+        for image, lab, message in ((grey[:20], labels, "labels are 50x40 but the image is 50x20"),
+                                    (grey, labels.astype(float), "integer label map")):
+            with pytest.raises(PixelwiseError, match=message):
+                predictor.overlay(image, lab)
 
 
 def test_val_of_no_image_is_refused(onnx_model, tiny_run):
