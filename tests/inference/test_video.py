@@ -13,16 +13,10 @@ from pixelwise.runtime.imageio import read_image
 def test_segment_video_roundtrip(tiny_run, tmp_path):
     from pixelwise.inference.predictor import Segmenter
     from pixelwise.inference.video import segment_video
-    from pixelwise.runtime.imageio import read_image
 
     seg = Segmenter.load(tiny_run.best, device="cpu")
-    frames = [read_image(f) for f in sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))]
-    h, w = frames[0].shape[:2]
     src = tmp_path / "in.mp4"
-    vw = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (w, h))
-    for i in range(6):
-        vw.write(cv2.cvtColor(frames[i % len(frames)], cv2.COLOR_RGB2BGR))
-    vw.release()
+    h, w = _camvid_video(seg, src, frames=6)[0].shape[:2]
     res = segment_video(seg, src, tmp_path / "out.mp4", mode="color", progress=False)
     assert res.frames == 6 and res.size == (w, h) and res.fps == pytest.approx(5.0)
     assert sum(res.class_areas.values()) == pytest.approx(1.0)
@@ -82,11 +76,11 @@ def test_bad_videos_fail_cleanly_and_leave_no_output(tiny_run, tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def _camvid_video(seg, path: Path, frames: int = 4) -> list[np.ndarray]:
-    """A small mp4 of CamVid val frames; returns the frames as OpenCV decodes them (RGB)."""
+def _camvid_video(seg, path: Path, frames: int = 4, fourcc: str = "mp4v") -> list[np.ndarray]:
+    """A small video of CamVid val frames at 5 fps; returns the frames as OpenCV decodes them (RGB)."""
     images = [read_image(f) for f in sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))]
     h, w = images[0].shape[:2]
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (w, h))
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 5.0, (w, h))
     for i in range(frames):
         vw.write(cv2.cvtColor(images[i % len(images)], cv2.COLOR_RGB2BGR))
     vw.release()
@@ -163,13 +157,8 @@ def test_a_cut_video_is_written_as_far_as_it_decodes_with_a_warning(tiny_run, tm
     from pixelwise.inference.video import segment_video
 
     seg = Segmenter.load(tiny_run.best, device="cpu")
-    images = [read_image(f) for f in sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))]
-    h, w = images[0].shape[:2]
     whole = tmp_path / "whole.avi"
-    vw = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (w, h))
-    for i in range(8):
-        vw.write(cv2.cvtColor(images[i % len(images)], cv2.COLOR_RGB2BGR))
-    vw.release()
+    assert len(_camvid_video(seg, whole, frames=8, fourcc="MJPG")) == 8
     cut = tmp_path / "cut.avi"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 55 // 100])
     decodable = len(_read_frames(cut))
