@@ -35,6 +35,9 @@ def _orientation(im: Image.Image) -> int:
     try:
         if im.format == "PNG":  # getexif() decodes a whole PNG that has no eXIf chunk before its pixels
             raw = im.info.get("exif")
+            profile = im.info.get("Raw profile type exif")  # ImageMagick's text chunk, as Pillow reads it
+            if not raw and profile:
+                raw = bytes.fromhex("".join(str(profile).split("\n")[3:]))
             if not raw:
                 return 1
             exif = Image.Exif()

@@ -126,7 +126,8 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
             raise DatasetError(f"No frame of {src} could be decoded.", path=src,
                                fix="check the file plays, or re-encode it with ffmpeg")
         os.replace(staging, out)
-        if declared and n < min(declared, max_frames or declared) - 1:  # containers may estimate by one
+        expected = min(declared, max_frames or declared)
+        if declared and n < expected - max(1, expected // 20):  # variable-rate containers estimate the count
             warnings.warn(f"Video {src} declares {declared} frames but only {n} could be decoded: the file "
                           f"may be cut short; {out} holds the {n} decoded frames.", UserWarning, stacklevel=2)
     finally:

@@ -147,7 +147,7 @@ class RuntimeSegmenter(DrawMixin):
         arg-max and softmax of averaged logits). Averaging the probabilities themselves, as TTA
         and tiling of pipeline exports did, agreed with the checkpoint on 88-98% of pixels."""
         sc = self.scores(images)
-        return np.log(np.maximum(sc, np.float32(1e-38))) if self.is_pipeline else sc
+        return np.log(np.maximum(sc, np.finfo(np.float32).tiny)) if self.is_pipeline else sc
 
     def _feed(self, images: np.ndarray) -> np.ndarray:
         """Normalised NCHW, zero-padded to the multiple the graph needs (as the model pads)."""
@@ -210,11 +210,14 @@ class RuntimeSegmenter(DrawMixin):
             return Prediction(labels, None, src, conf)
         if not (probabilities or confidence or flip or scales) and self.has_labels_output:
             return Prediction(self.labels(image[None])[0], None, src, None)
-        sc = self.logits(image, flip=flip, scales=scales)[0]
+        if self.is_pipeline and not (flip or scales):  # one view: the graph's probabilities as they are
+            sc = self.scores(image[None])[0]
+        else:
+            sc = self.logits(image, flip=flip, scales=scales)[0]
         labels = sc.argmax(0).astype(np.uint8 if self.num_classes <= 256 else np.int32)
         probs = None
-        if probabilities or confidence:
-            probs = softmax(sc, 0)  # of the logits, or of a pipeline's log-probabilities: its probabilities
+        if probabilities or confidence:  # of the logits, or of a pipeline's averaged log-probabilities
+            probs = sc if self.is_pipeline and not (flip or scales) else softmax(sc, 0)
         conf = probs.max(0) if confidence and probs is not None else None
         return Prediction(labels, probs if probabilities else None, src, conf)
 

@@ -66,7 +66,7 @@ def check_options(*, probabilities: bool, scales: Sequence[float] | None, tile: 
         if value is not None and not _whole(value):
             raise error(f"{name}={value!r} is not a whole number of pixels.", fix=f"pass {name} as an int, e.g. "
                         + ("1024" if name == "tile" else "64"))
-    if not _whole(batch) or batch < 1:
+    if tile is not None and (not _whole(batch) or batch < 1):
         raise error(f"batch={batch!r} is not a positive number of tiles per call.",
                     fix="use batch=4 (tiles run together; more uses more memory)")
     for s in scales or ():

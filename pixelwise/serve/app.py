@@ -17,10 +17,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import JSONResponse, Response
 
-from pixelwise.errors import ImageReadError, ImageTooLargeError, PixelwiseError, first_line
+from pixelwise.errors import ImageReadError, ImageTooLargeError, PixelwiseError
 from pixelwise.runtime.imageio import decode_image, encode_png
 from pixelwise.runtime.visualize import area_summary, rle_encode
-from pixelwise.serve.auth import KEY_HELP, gate, key_matches
+from pixelwise.serve.auth import KEY_HELP, gate, key_matches, route_path
 from pixelwise.serve.limits import BodySizeLimit, PendingLimit
 from pixelwise.serve.models import describe
 from pixelwise.serve.schema import SEGMENT_RESPONSES, error_responses
@@ -81,8 +81,9 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         # a bug, not a bad request: one line to the client, the traceback to the server's log
-        return JSONResponse({"detail": f"Internal error ({type(exc).__name__}: {first_line(exc)}). Fix: retry; "
-                                       "if it persists, report it with the server's log"}, status_code=500)
+        # (the message stays in the log: it may name the server's files)
+        return JSONResponse({"detail": f"Internal error ({type(exc).__name__}). Fix: retry; if it persists, "
+                                       "report it with the server's log"}, status_code=500)
 
     @app.get("/health")
     def health() -> dict:
@@ -169,8 +170,7 @@ class CountRequests:
         self.stats = stats
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        path, root = scope.get("path", ""), scope.get("root_path", "")
-        if scope["type"] != "http" or not path[len(root) if root and path.startswith(root) else 0:].startswith("/v1/"):
+        if scope["type"] != "http" or not route_path(scope).startswith("/v1/"):
             await self.app(scope, receive, send)
             return
         self.stats["requests"] += 1

@@ -26,6 +26,15 @@ def key_matches(headers: Mapping[str, str], api_key: str) -> bool:
     return hmac.compare_digest(given.encode(), api_key.encode())
 
 
+def route_path(scope: dict) -> str:
+    """The path the app's router sees: without ``root_path`` when the app is mounted under a prefix
+    (stripped at a segment boundary only, as Starlette does: '/v' is not a prefix of '/v1/...')."""
+    path, root = scope.get("path", ""), scope.get("root_path", "").rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root):] or "/"
+    return path
+
+
 class ApiKeyGate:
     """401 for ``/v1/*`` requests without the key, before their bodies are read."""
 
@@ -34,10 +43,7 @@ class ApiKeyGate:
         self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path, root = scope.get("path", ""), scope.get("root_path", "")
-        if root and path.startswith(root):  # mounted inside another app: its prefix comes first
-            path = path[len(root):]
-        if scope["type"] == "http" and path.startswith(PROTECTED_PREFIX):
+        if scope["type"] == "http" and route_path(scope).startswith(PROTECTED_PREFIX):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
             if not key_matches(headers, self.api_key):
                 await _reply(send, 401, KEY_HELP, [(b"www-authenticate", b"Bearer")])

@@ -166,6 +166,13 @@ def test_photos_with_an_exif_orientation_are_read_as_displayed(tmp_path: Path):
     assert read_image(png).shape == (40, 20, 3)
     with Image.open(png) as im:
         assert displayed_size(im) == (40, 20)
+    from PIL import PngImagePlugin  # ImageMagick keeps EXIF in a text chunk instead
+
+    info = PngImagePlugin.PngInfo()
+    exif = Image.open(photo).getexif().tobytes()
+    info.add_text("Raw profile type exif", f"\nexif\n{len(exif):8d}\n{exif.hex()}")
+    Image.open(photo).save(tmp_path / "magick.png", pnginfo=info)
+    assert read_image(tmp_path / "magick.png").shape == (40, 20, 3)
 
 
 def test_a_label_drawn_on_the_displayed_photo_pairs_and_one_at_the_stored_size_is_explained(tiny_dataset: Path):

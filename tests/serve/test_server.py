@@ -342,6 +342,14 @@ def test_api_key_auth(onnx_model, image_file):
     assert refused.status_code == 401 and refused.headers.get("www-authenticate") == "Bearer"
     assert served.status_code == 200
 
+    async def behind_proxy(root: str) -> httpx.Response:  # a root_path that is not a whole segment of it
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, root_path=root), base_url="http://t") as c:
+            return await c.get("/v1/models")
+
+    for root in ("/v", "/"):
+        r = asyncio.run(behind_proxy(root))
+        assert r.status_code == 401 and r.headers.get("www-authenticate") == "Bearer", root
+
 
 UPLOAD_HEAD = (b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
                b"Content-Length: 100000\r\n\r\n--b\r\n")
