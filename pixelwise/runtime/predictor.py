@@ -210,14 +210,12 @@ class RuntimeSegmenter(DrawMixin):
             return Prediction(labels, None, src, conf)
         if not (probabilities or confidence or flip or scales) and self.has_labels_output:
             return Prediction(self.labels(image[None])[0], None, src, None)
-        if self.is_pipeline and not (flip or scales):  # one view: the graph's probabilities as they are
-            sc = self.scores(image[None])[0]
-        else:
-            sc = self.logits(image, flip=flip, scales=scales)[0]
+        given = self.is_pipeline and not (flip or scales)  # one view: the graph's probabilities as they are
+        sc = self.scores(image[None])[0] if given else self.logits(image, flip=flip, scales=scales)[0]
         labels = sc.argmax(0).astype(np.uint8 if self.num_classes <= 256 else np.int32)
         probs = None
         if probabilities or confidence:  # of the logits, or of a pipeline's averaged log-probabilities
-            probs = sc if self.is_pipeline and not (flip or scales) else softmax(sc, 0)
+            probs = sc if given else softmax(sc, 0)
         conf = probs.max(0) if confidence and probs is not None else None
         return Prediction(labels, probs if probabilities else None, src, conf)
 

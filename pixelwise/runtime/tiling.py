@@ -4,7 +4,7 @@ Memory is bounded by the tile size: only a band of ``tile`` rows of class scores
 (C x tile x W floats); rows are turned into labels as soon as no later tile can touch them.
 The input may be a memory-mapped array (``np.load(..., mmap_mode='r')``), read tile by tile,
 and the output label map may be a memmap too. Backend-agnostic: ``score_fn`` maps a batch of
-uint8 NxHxWx3 tiles to NxCxHxW scores (logits or probabilities).
+uint8 NxHxWx3 tiles to NxCxHxW scores that blend like logits.
 
 ``tiled_labels_lowres`` does the same with the network's own stride-level logits (the models
 upsample theirs bilinearly by 4 or 8): tiles are placed on that grid and blended there, and
@@ -118,13 +118,12 @@ def _add_tiles(acc: np.ndarray, wsum: np.ndarray, xs: list[int], scores: np.ndar
 
 def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: int = 512,
                  overlap: int = 64, batch: int = 4, out: np.ndarray | None = None,
-                 confidence_out: np.ndarray | None = None, progress: Callable[[int], None] | None = None,
-                 probabilities: bool = False) -> np.ndarray:
+                 confidence_out: np.ndarray | None = None, progress: Callable[[int], None] | None = None
+                 ) -> np.ndarray:
     """Label map (HxW uint8) of ``image`` (HxWx3 uint8, may be a memmap) computed tile by tile.
 
-    ``confidence_out`` (HxW float32, optional) receives the blended max softmax probability;
-    ``probabilities``: ``score_fn`` gives probabilities already (pipeline exports), so the
-    confidence is the blended probabilities' maximum.
+    ``confidence_out`` (HxW float32, optional) receives the max softmax probability of the blended
+    scores (logits, or a pipeline export's log-probabilities: ``RuntimeSegmenter.additive_scores``).
     """
     H, W = image.shape[:2]
     th, tw = min(tile, H), min(tile, W)
@@ -145,8 +144,7 @@ def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: i
             out[band_top + r:band_top + r1] = scores.argmax(0)
             if confidence_out is not None:
                 top = scores.max(0, keepdims=True)
-                confidence_out[band_top + r:band_top + r1] = (
-                    top[0] if probabilities else 1.0 / np.exp(scores - top).sum(0))
+                confidence_out[band_top + r:band_top + r1] = 1.0 / np.exp(scores - top).sum(0)
 
     for y in ys:
         if y > band_top:  # rows above y are final: no later tile starts above y
