@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import yaml
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from pixelwise.data.formats.base import parallel_map
-from pixelwise.data.io import displayed_size, save_png
+from pixelwise.data.io import displayed_size, open_image, save_png
 from pixelwise.data.pairing import Sample, pair_split
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.errors import DatasetError, PixelwiseError
@@ -108,7 +108,7 @@ def _check_one(ctx: _Ctx, sample: Sample) -> dict[str, Any]:
     size, turned = None, False
     try:
         out["hash"] = _hash(sample.image)
-        with Image.open(sample.image) as im:
+        with open_image(sample.image) as im:
             im.load()
             size = displayed_size(im)  # what training reads: EXIF orientation applied
             turned = size != (im.height, im.width)
@@ -119,7 +119,7 @@ def _check_one(ctx: _Ctx, sample: Sample) -> dict[str, Any]:
     if sample.label is None:
         return out
     try:
-        with Image.open(sample.label) as lab:
+        with open_image(sample.label) as lab:
             lab.load()
             mode = lab.mode
             arr = np.asarray(lab)
@@ -267,7 +267,8 @@ def fix_dataset(data: str | Path | DatasetSpec, out: str | Path, report: CheckRe
                 continue
             shutil.copy2(s.image, img_dir / s.image.name)
             if rl in grey:
-                arr = np.asarray(Image.open(s.label))[..., 0]
+                with open_image(s.label) as lab:
+                    arr = np.asarray(lab)[..., 0]
                 save_png(lab_dir / f"{s.stem}.png", arr)
                 log.append(f"- {s.label.name}: 3-channel grey label saved single-channel")
             else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +17,25 @@ from pixelwise.errors import ImageReadError, LabelError
 from PIL import ImageFile
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+_BOMB_LIMIT = threading.Lock()
+
+
+@contextmanager
+def open_image(fp: str | Path | object) -> Iterator[Image.Image]:
+    """``Image.open`` without Pillow's decompression-bomb limit (about 179 megapixels), for this call
+    only. Aerial tiles of 20000x20000 are legitimate input (tiling bounds the memory), but lifting
+    ``Image.MAX_IMAGE_PIXELS`` for the whole process would also lift it for the user's own
+    ``Image.open`` of untrusted files. The server checks an upload's declared size itself."""
+    with _BOMB_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            im = Image.open(fp)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    with im:
+        yield im
 
 
 def pil_to_rgb(im: Image.Image) -> np.ndarray:
@@ -59,7 +79,7 @@ def upright(im: Image.Image) -> Image.Image:
 def turned_by_exif(path: Path) -> bool:
     """Whether the file's EXIF orientation swaps its width and height (for error messages)."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return _orientation(im) in _TURNED
     except (OSError, SyntaxError, ValueError):
         return False
@@ -96,7 +116,7 @@ def read_image(path: str | Path,
     are data."""
     path = Path(path)
     with decode_errors(path, "image", missing_fix, "re-export or remove this file (it is corrupt or truncated)"):
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
             return pil_to_rgb(upright(im) if as_displayed else im)
 
@@ -110,7 +130,7 @@ def read_label(path: str | Path) -> np.ndarray:
     path = Path(path)
     with decode_errors(path, "label", "add the label, or remove its image from the split",
                        "re-export or remove this label (it is corrupt or truncated)"):
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
             mode = im.mode
             arr = np.asarray(im)

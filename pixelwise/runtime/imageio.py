@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pixelwise.data.io import pil_to_rgb, read_image as read_image_file, upright  # numpy + Pillow only, like this module
+from pixelwise.data.io import open_image, pil_to_rgb, read_image as read_image_file, upright  # numpy + Pillow only, like this module
 from pixelwise.errors import ImageReadError, ImageTooLargeError, first_line
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-# Huge aerial images are legitimate here; tiling bounds the memory, not Pillow's bomb guard.
-Image.MAX_IMAGE_PIXELS = None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -56,7 +54,7 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = Non
     a few hundred kilobytes of PNG can declare 40000x40000 pixels (4.8 GB as RGB).
     """
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(io.BytesIO(data)) as im:  # max_pixels is the limit here
             w, h = im.size
             if max_pixels is not None and w * h > max_pixels:
                 raise ImageTooLargeError(f"Image {name} declares {w}x{h} pixels, above the limit of "

@@ -148,8 +148,7 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
             raise HTTPException(exc.status, str(exc)) from None
         except ImageReadError as exc:
             raise HTTPException(400, str(exc)) from None
-        # header values are Latin-1: a model named in another script is sent percent-encoded
-        headers = {"X-Model": name if name.isascii() else quote(name), "X-Image-Size": f"{width}x{height}"}
+        headers = {"X-Model": header_name(name), "X-Image-Size": f"{width}x{height}"}
         if isinstance(result, dict):
             return JSONResponse(result, headers=headers)
         return Response(result, media_type="image/png", headers=headers)
@@ -194,6 +193,14 @@ HTTP_FIXES = {
     404: "see /docs for the routes: POST /v1/segment, GET /v1/models, GET /health",
     405: "use POST for /v1/segment and GET for /v1/models and /health",
 }
+
+
+def header_name(name: str) -> str:
+    """A model name as an X-Model header value. Header values are Latin-1 and clients strip their
+    edges, so any name that is not plain printable ASCII is sent percent-encoded; so is one holding
+    '%', else a client could not tell 'a%20b' sent as is from 'a b' encoded."""
+    plain = name.isascii() and name.isprintable() and "%" not in name and name == name.strip()
+    return name if plain else quote(name, safe="")
 
 
 def validation_message(errors: Any) -> str:

@@ -57,7 +57,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 _RESULT_HEADERS = {
-    "X-Model": {"description": "the model that answered (percent-encoded when its name is not ASCII)", "schema": {"type": "string"}},
+    "X-Model": {"description": "the model that answered (percent-encoded when its name is not plain printable ASCII "
+                           "or holds %)", "schema": {"type": "string"}},
     "X-Image-Size": {"description": "WIDTHxHEIGHT of the uploaded image", "schema": {"type": "string"}},
 }
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from pixelwise.data.dataset import SegmentationDataset
-from pixelwise.data.io import displayed_size, read_image, read_label
+from pixelwise.data.io import displayed_size, open_image, read_image, read_label
 from pixelwise.data.pairing import paired_samples
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.errors import DatasetError, ImageReadError, LabelError
@@ -197,3 +197,31 @@ def test_a_label_drawn_on_the_displayed_photo_pairs_and_one_at_the_stored_size_i
 
     with pytest.raises(LabelError, match="EXIF orientation turns it"):
         view_dataset(tiny_dataset, tiny_dataset.parent / "grid.png", count=100, split="train")
+
+
+def test_large_images_open_without_lifting_pillows_limit_for_the_process(tmp_path: Path, monkeypatch):
+    """Huge aerial tiles must open, but importing the runtime used to set Image.MAX_IMAGE_PIXELS =
+    None for the whole process, switching off Pillow's decompression-bomb guard in the user's own code."""
+    import subprocess
+    import sys
+
+    code = ("from PIL import Image; before = Image.MAX_IMAGE_PIXELS; import pixelwise, pixelwise.runtime.imageio, "
+            "pixelwise.data.check, pixelwise.serve.app; print(before is not None and Image.MAX_IMAGE_PIXELS == before)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "True", out.stderr[-2000:]
+
+    from pixelwise.runtime.imageio import decode_image, read_image as runtime_read_image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses above twice this: 100x100 stands in for a huge tile
+    path = tmp_path / "big.png"
+    Image.fromarray(np.full((100, 120), 7, np.uint8)).save(path)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
+    assert read_image(path).shape == (100, 120, 3) and runtime_read_image(path).shape == (100, 120, 3)
+    assert (read_label(path) == 7).all()
+    with open_image(path) as im:
+        assert displayed_size(im) == (100, 120)
+    assert decode_image(path.read_bytes()).shape == (100, 120, 3)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # restored after each read
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pixelwise.data.formats.base import Item, Reader, warn
-from pixelwise.data.io import displayed_size
+from pixelwise.data.io import displayed_size, open_image
 from pixelwise.data.formats.coco import load_json
 from pixelwise.errors import DatasetError
 
@@ -93,7 +93,7 @@ class LabelMeReader(Reader):
         size = item.ref[1]
         if size:
             return size
-        with Image.open(item.image) as im:
+        with open_image(item.image) as im:
             return displayed_size(im)
 
     def label(self, item: Item) -> np.ndarray:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from PIL import Image
 
 from pixelwise.data.formats.base import Item, Reader
+from pixelwise.data.io import open_image
 from pixelwise.data.spec import default_palette
 from pixelwise.errors import DatasetError, LabelError
 
@@ -75,7 +75,7 @@ class VOCReader(Reader):
                 yield Item("train", lab.stem, img, lab)
 
     def label(self, item: Item) -> np.ndarray:
-        with Image.open(item.ref) as im:
+        with open_image(item.ref) as im:
             if im.mode != "P":
                 raise LabelError(f"VOC label {item.ref} is mode {im.mode}, not a palette PNG.",
                                  path=item.ref,

@@ -20,7 +20,7 @@ import yaml
 from PIL import Image, ImageDraw
 
 from pixelwise.data.formats.base import Item, Reader, warn
-from pixelwise.data.io import displayed_size
+from pixelwise.data.io import displayed_size, open_image
 from pixelwise.data.spec import IMAGE_EXTS
 from pixelwise.errors import ConfigError, DatasetError, ImageReadError
 
@@ -141,7 +141,7 @@ class YOLOReader(Reader):
 
     def image_size(self, item: Item) -> tuple[int, int]:
         try:
-            with Image.open(item.image) as im:  # header only; YOLO coordinates are of the displayed image
+            with open_image(item.image) as im:  # header only; YOLO coordinates are of the displayed image
                 return displayed_size(im)
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageReadError(f"Cannot read image {item.image} ({exc}).", path=item.image,
