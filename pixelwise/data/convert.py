@@ -27,8 +27,8 @@ import numpy as np
 import yaml
 
 from pixelwise.data.formats import open_source
-from pixelwise.data.formats.base import Item, Reader, parallel_map
-from pixelwise.data.io import atomic_write_bytes, save_png
+from pixelwise.data.formats.base import Item, Reader, parallel_map, warn
+from pixelwise.data.io import atomic_write_bytes, displayed_size, open_image, save_png
 from pixelwise.errors import ConfigError, DatasetError
 
 TARGETS = ("masks", "coco", "yolo")
@@ -69,9 +69,26 @@ def _unique_keys(items: list[Item]) -> None:
         seen[k] = it.image
 
 
+def _warn_on_size(item: Item, label: np.ndarray) -> None:
+    """A label whose size is not its image's (as displayed) would be refused by training: say so
+    while converting, not at the first epoch. COCO and YOLO files state a size of their own, and
+    a tool that ignores EXIF records a phone photo's stored, turned size."""
+    try:
+        with open_image(item.image) as im:
+            shown = displayed_size(im)
+    except (OSError, SyntaxError, ValueError):
+        return  # an unreadable image is 'pixelwise data check's to report
+    if shown != label.shape[:2]:
+        turned = shown == label.shape[:2][::-1]
+        warn(f"{item.image}: its label is {label.shape[1]}x{label.shape[0]} but the image is {shown[1]}x{shown[0]} "
+             "as displayed" + (" (its EXIF orientation turns it; the annotation recorded the stored size)"
+                               if turned else "") + "; 'pixelwise data check' will refuse the pair.")
+
+
 def _write_item(job: _Job, item: Item) -> dict[str, Any]:
     r = job.reader
     label = r.label(item)
+    _warn_on_size(item, label)
     ext = item.image.suffix.lower()
     if job.to == "masks":
         shutil.copyfile(item.image, job.out / item.split / "images" / f"{item.key}{ext}")

@@ -185,3 +185,29 @@ def test_coco_panoptic_png_and_json(tmp_path):
     r = open_source(jp)
     with pytest.raises(Exception, match=r"segment id\(s\) \[769\] missing from the JSON"):
         r.label(next(r.items()))
+
+
+def test_convert_warns_when_a_coco_size_is_not_the_displayed_image_size(tmp_path):
+    """A tool that ignores EXIF records a phone photo's stored size: the converted label was only
+    refused later, by training. Converting now says which image and why, and still converts."""
+    from PIL import Image
+
+    root = tmp_path / "coco"
+    (root / "train").mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 40 wide x 20 high, displayed turned: 20 wide x 40 high
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(root / "train" / "phone.jpg", exif=exif.tobytes())
+    save(root / "train" / "plain.jpg", np.zeros((20, 40, 3), np.uint8))
+    images = [{"id": 1, "file_name": "phone.jpg", "height": 20, "width": 40},
+              {"id": 2, "file_name": "plain.jpg", "height": 20, "width": 40}]
+    anns = [{"id": i, "image_id": i, "category_id": 3, "iscrowd": 0, "segmentation": [[2, 2, 12, 2, 12, 9]]}
+            for i in (1, 2)]
+    (root / "annotations").mkdir()
+    path = root / "annotations" / "instances_train.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": CATS}))
+    with pytest.warns(UserWarning) as caught:
+        out = convert(path, tmp_path / "masks", workers=0)
+    messages = [str(w.message) for w in caught if "displayed" in str(w.message)]
+    assert len(messages) == 1 and "phone.jpg" in messages[0] and "40x20" in messages[0] \
+        and "EXIF orientation" in messages[0], messages
+    assert (out.parent / "train" / "labels" / "phone.png").exists()
