@@ -5,12 +5,13 @@ User errors (``PixelwiseError``) print as one line, without a traceback, and exi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pixelwise.errors import ConfigError, PixelwiseError, one_line
+from pixelwise.errors import ConfigError, PixelwiseError, file_system_line, one_line
 
 
 # Which install extra provides a module a command may need (the core is torch-free).
@@ -100,13 +101,17 @@ def cmd_val(a: argparse.Namespace) -> int:
     return 0
 
 
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-
 def cmd_predict(a: argparse.Namespace) -> int:
+    world = os.environ.get("WORLD_SIZE", "1")
+    if world.isdigit() and int(world) > 1:  # torchrun -m pixelwise.cli predict: every rank did the whole job
+        raise ConfigError(f"'pixelwise predict' is running in {world} processes (torchrun), and each would "
+                          "predict every image.", fix="shard the work with torchrun ... -m "
+                          "pixelwise.inference.distributed MODEL SOURCE --out OUT (see the README)")
     if a.overlap is not None and a.tile is None:
         raise ConfigError(f"--overlap {a.overlap} applies to tiled prediction only.",
                           fix="add --tile SIZE, or drop --overlap")
+    from pixelwise.runtime.batch import VIDEO_EXTS
+
     tiling = {} if a.tile is None else {"tile": a.tile, "overlap": a.overlap}
     if Path(a.source).suffix.lower() in VIDEO_EXTS:
         from pixelwise.inference.video import default_video_name, segment_video
@@ -117,7 +122,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
                               fix="drop them for video input (--video overlay|color|labels chooses what it shows)")
         mode = a.video or "overlay"
         model = load_predictor(a.model, a.device)
-        out = Path(a.out) / default_video_name(a.source, mode)
+        # --out street_seg.mp4 names the video; a folder gets the default name inside
+        out = Path(a.out) if Path(a.out).suffix.lower() in VIDEO_EXTS else Path(a.out) / default_video_name(a.source, mode)
         res = segment_video(model, a.source, out, mode=mode, progress=not a.quiet, flip=a.flip,
                             **tiling, **({"scales": a.scales} if a.scales else {}))
         print(f"video written: {res.path} ({res.frames} frames at {res.fps:.1f} fps)")
@@ -206,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("predict", help="segment a file, folder or glob")
     r.add_argument("source", help="image file, folder, glob ('imgs/*.jpg') or video file (.mp4...)")
     r.add_argument("--model", required=True, help="checkpoint (.pt) or exported model (.onnx, .xml)")
-    r.add_argument("--out", default="runs/predict")
+    r.add_argument("--out", default="runs/predict", help="output folder (default: runs/predict); for a video "
+                   "also a file name such as street_seg.mp4")
     r.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     r.add_argument("--scales", type=_scales, help="multi-scale test-time augmentation, e.g. 0.75,1,1.25")
     r.add_argument("--tile", type=int, help="sliding-window mode with tiles of this size (huge images; "
@@ -284,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # the file system refused (permissions, missing folder, disk full): one line too
         if exc.filename is None:
             raise
-        print(f"pixelwise: error: {exc.strerror or exc}: {exc.filename}. Fix: check that the path exists "
-              "and is writable (and the disk is not full)", file=sys.stderr)
+        print(f"pixelwise: error: {file_system_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pixelwise: interrupted", file=sys.stderr)

@@ -87,3 +87,15 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check '"))]
     return (useful or lines or [type(exc).__name__])[0][:limit]
+
+
+def file_system_line(exc: OSError) -> str:
+    """An OSError with a file name (permissions, a folder or file in the way, a full disk) as the
+    CLI's one line, with the fix that fits its kind."""
+    if isinstance(exc, IsADirectoryError):
+        fix = "a folder has that name: move it, or write the outputs elsewhere (--out)"
+    elif isinstance(exc, (FileExistsError, NotADirectoryError)):
+        fix = "a file is where a folder is needed (--out names a folder): move it, or choose another --out"
+    else:
+        fix = "check that the path exists and is writable (and the disk is not full)"
+    return f"{exc.strerror or exc}: {exc.filename}. Fix: {fix}"

@@ -39,12 +39,50 @@ def open_image(fp: str | Path | object) -> Iterator[Image.Image]:
 
 
 def pil_to_rgb(im: Image.Image) -> np.ndarray:
-    """A decoded Pillow image -> HxWx3 uint8 RGB; 16-bit/float images are scaled by their maximum."""
-    if im.mode in ("I;16", "I;16B", "I", "F"):
-        arr = np.asarray(im, dtype=np.float32)
-        hi = float(arr.max()) or 1.0
-        return np.repeat((arr / hi * 255.0).clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    """A decoded Pillow image -> HxWx3 uint8 RGB, by one documented rule (README, "Input images"):
+
+    * single-channel data deeper than 8 bits (16/32-bit integers, float) is stretched linearly,
+      per image, from min(0, its lowest value) to its highest; NaN and infinities become 0;
+    * 16-bit colour keeps its top 8 bits, as Pillow and OpenCV read it: ``deep_colour`` (from
+      the header, before the pixels were loaded) says so, and a warning names an image that comes
+      out nearly black (12-bit data in a 16-bit file);
+    * alpha and other extra bands are dropped; palette, CMYK and 1-bit images are converted.
+    """
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return np.repeat(stretch_to_uint8(np.asarray(im))[..., None], 3, axis=2)
     return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+
+
+def stretch_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """HxW data deeper than 8 bits -> uint8, from min(0, lowest) to highest; non-finite -> 0.
+    Unsigned 16-bit goes through a lookup table (no float copy of a 12000x12000 scan)."""
+    if arr.dtype.kind == "u" and arr.itemsize == 2:
+        hi = int(arr.max(initial=0)) or 1
+        lut = (np.arange(65536, dtype=np.float32) / hi * 255.0).clip(0, 255).astype(np.uint8)
+        return lut[arr]
+    a = arr.astype(np.float32)
+    finite = np.isfinite(a)
+    if not finite.any():
+        return np.zeros(a.shape, np.uint8)
+    lo, hi = min(0.0, float(a[finite].min())), float(a[finite].max())
+    out = (a - lo) * (255.0 / (hi - lo) if hi > lo else 0.0)
+    out[~finite] = 0
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def deep_colour(im: Image.Image) -> bool:
+    """Whether an opened (not yet loaded) file holds 16-bit colour, which Pillow decodes to its top 8 bits."""
+    return im.mode in ("RGB", "RGBA") and any(";16" in str(t[3] if len(t) > 3 else "") for t in im.tile)
+
+
+def warn_if_dark(rgb: np.ndarray, name: str | Path) -> None:
+    if rgb.size and int(rgb.max()) < 32:
+        import warnings
+
+        warnings.warn(f"{name} holds 16-bit colour, read as its top 8 bits (as Pillow and OpenCV read it), and "
+                      f"its values use at most {int(rgb.max()).bit_length() + 8} of the 16 bits, so it reads almost "
+                      "black: convert it to 8-bit with a scale of your own (e.g. value / 16 for 12-bit data).",
+                      UserWarning, stacklevel=3)
 
 
 _ORIENTATION = 0x0112  # EXIF tag; 1 = as stored, 2-8 = mirrored and/or turned
@@ -100,11 +138,38 @@ def decode_errors(path: Path, what: str, missing_fix: str, corrupt_fix: str) -> 
         raise ImageReadError(f"{what.capitalize()} not found: {path}.", path=path, fix=missing_fix) from None
     except UnidentifiedImageError:  # Pillow's message only repeats the path: say what the file is
         size = path.stat().st_size if path.is_file() else None
+        if size and is_tiff(path):
+            raise unsupported_tiff(path, what) from None
         why = ("the file is empty" if size == 0 else f"its {size} bytes are in no image format Pillow reads"
                if size else "not an image file")
         raise ImageReadError(f"Cannot decode {what} {path}: {why}.", path=path, fix=corrupt_fix) from None
     except (OSError, SyntaxError, ValueError) as exc:
+        if is_tiff(path) and "truncated" not in str(exc):
+            raise unsupported_tiff(path, what, exc) from None
         raise ImageReadError(f"Cannot decode {what} {path} ({exc}).", path=path, fix=corrupt_fix) from None
+
+
+TIFF_FIX = ("convert it to 8-bit RGB (e.g. gdal_translate -ot Byte -scale -b 1 -b 2 -b 3 in.tif out.tif), or "
+            "pass predict an HxWx3 uint8 array")
+
+
+def is_tiff(head: Path | bytes) -> bool:
+    """Whether a file (or its first bytes) is a TIFF, classic or BigTIFF, either byte order."""
+    if isinstance(head, Path):
+        try:
+            with open(head, "rb") as fh:
+                head = fh.read(4)
+        except OSError:
+            return False
+    return head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+
+
+def unsupported_tiff(path: Path | str, what: str = "image", exc: BaseException | None = None) -> ImageReadError:
+    """A valid TIFF that Pillow cannot decode (float colour, more than 4 bands, planar 16-bit) is
+    not 'corrupt': say what kind of file it is, and how to make it readable."""
+    detail = f" ({exc})" if exc is not None else ""
+    return ImageReadError(f"Cannot decode {what} {path}: a TIFF whose sample format or band layout Pillow does not "
+                          f"read (float colour, more than 4 bands, planar 16-bit...){detail}.", path=path, fix=TIFF_FIX)
 
 
 def read_image(path: str | Path,
@@ -117,8 +182,12 @@ def read_image(path: str | Path,
     path = Path(path)
     with decode_errors(path, "image", missing_fix, "re-export or remove this file (it is corrupt or truncated)"):
         with open_image(path) as im:
+            deep = deep_colour(im)
             im.load()
-            return pil_to_rgb(upright(im) if as_displayed else im)
+            rgb = pil_to_rgb(upright(im) if as_displayed else im)
+    if deep:
+        warn_if_dark(rgb, path)
+    return rgb
 
 
 def read_label(path: str | Path) -> np.ndarray:
@@ -187,9 +256,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs should be readable like any file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename == tmp and exc.errno is not None:
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None  # the destination, not our temp file
         raise
 
 

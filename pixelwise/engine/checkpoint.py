@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from pixelwise.data.io import atomic_write_bytes
+from pixelwise.engine.model_file import check_checkpoint_file
 from pixelwise.errors import CheckpointError
 
 FORMAT = "pixelwise-checkpoint/1"
@@ -24,18 +25,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"Checkpoint not found: {path}.", path=path,
-                              fix="pass the path of a .pt file written by 'pixelwise train'")
-    if path.suffix.lower() in (".torchscript", ".ts", ".engine"):
-        raise CheckpointError(f"{path} is a {'TensorRT engine' if path.suffix.lower() == '.engine' else 'TorchScript export'}"
-                              ", which pixelwise runs nowhere (it is for your own C++/Python code).", path=path,
-                              fix="pass the .pt it was exported from, or an .onnx / OpenVINO .xml export "
-                                  "(predict, val and serve read those)")
-    if path.suffix.lower() in (".onnx", ".xml", ".bin"):
-        raise CheckpointError(f"{path} is an exported model, not a training checkpoint.", path=path,
-                              fix="pass the .pt it was exported from (predict, val and serve take exports too)")
+    path = check_checkpoint_file(path)  # missing, a folder, an export, not a PyTorch file: said in one line
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:

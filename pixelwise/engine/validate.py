@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelwise.engine.metrics import SegMetrics
+from pixelwise.engine.model_file import check_checkpoint_file
 from pixelwise.errors import ConfigError
 from pixelwise.runtime.backends import is_exported
 
@@ -35,6 +36,8 @@ def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: 
         metrics = evaluate_onnx(model, data, split=split, flip=flip, max_images=max_images, progress=progress,
                                 device=device)
     else:
+        if isinstance(model, (str, Path)):
+            check_checkpoint_file(model)  # before torch: a runtime-only install hears what the file is
         from pixelwise.engine.evaluator import evaluate_checkpoint
 
         metrics = evaluate_checkpoint(model, data, split=split, device=device, flip=flip,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from pixelwise.cli import outputs_arg, save_flags
-from pixelwise.errors import PixelwiseError
+from pixelwise.errors import PixelwiseError, file_system_line, one_line
 
 
 def shard(files: list[Path], rank: int, world: int) -> list[Path]:
@@ -46,7 +46,8 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
 
     from pixelwise.data.io import atomic_write_bytes
     from pixelwise.errors import UnreadableImagesError
-    from pixelwise.runtime.batch import expand_sources, output_stems, predict_folder, report_skipped
+    from pixelwise.runtime.batch import (expand_sources, leave_out_earlier_outputs, output_stems, predict_folder,
+                                         report_skipped)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -57,8 +58,10 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     device = f"cuda:{local}" if use_cuda else "cpu"
     if not use_cuda:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    files = expand_sources(source)
+    files = leave_out_earlier_outputs(expand_sources(source), out)
     seg = _load(model, device)
+    if progress and rank == 0 and world > 1:
+        print(f"predicting {len(files)} images in {world} processes (the bar shows this one's share)", flush=True)
     try:
         mine = predict_folder(seg, source, out, files=shard(files, rank, world), progress=progress and rank == 0,
                               flip=flip, skipped_list=None, names_by_file=output_stems(files),
@@ -101,9 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     try:
-        run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap, a.save)
+        written = run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap, a.save)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"{len(written)} files written to {a.out} (listed in {Path(a.out, 'manifest.json')})")
     except PixelwiseError as exc:  # one line, no traceback, as the CLI does
-        print(f"pixelwise: error: {exc}", file=sys.stderr)
+        print(f"pixelwise: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused (a file where --out's folder goes, permissions)
+        if exc.filename is None:
+            raise
+        print(f"pixelwise: error: {file_system_line(exc)}", file=sys.stderr)
         return 2
     return 0
 

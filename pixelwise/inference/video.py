@@ -34,7 +34,7 @@ class VideoResult:
     path: Path
     frames: int
     fps: float
-    size: tuple[int, int]  # (width, height)
+    size: tuple[int, int]  # (width, height) of the written frames: the source's, made even
     class_areas: dict[str, float]  # mean share of each class over all frames
 
 
@@ -69,6 +69,8 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
                            fix="predict the frames as images (label PNGs are 16-bit when needed)")
     if not src.is_file():
         raise DatasetError(f"Video not found: {src}.", path=src, fix="check the path")
+    if hasattr(model, "check_options"):  # a tile below the stride is refused before any folder is made
+        model.check_options(**predict_kw)
     if out.resolve() == src.resolve():
         raise DatasetError(f"The output {out} is the input video.", path=out,
                            fix="write the segmented video to another path (--out)")
@@ -86,7 +88,7 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
     writer = None  # opened at the first frame, at its decoded size: the header's size can differ
     # (a phone video's rotation is applied by the decoder), and OpenCV silently drops frames whose
     # size is not the writer's.
-    w = h = 0
+    w = h = pad_w = pad_h = 0
     area_sum = np.zeros(len(model.names))
     n = 0
 
@@ -101,7 +103,15 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
         for frame in progress_bar(frames(), total, "video", progress):
             if writer is None:
                 h, w = frame.shape[:2]
-                writer = cv2.VideoWriter(str(staging), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
+                # The codecs need even sizes: OpenCV silently dropped an odd frame's last row or
+                # column. Pad it instead, so every source pixel keeps its coordinates.
+                pad_h, pad_w = h % 2, w % 2
+                if pad_h or pad_w:
+                    warnings.warn(f"Video {src} is {w}x{h}; video codecs need even sizes, so {out.name} is "
+                                  f"{w + pad_w}x{h + pad_h}: its last {'row' if pad_h else 'column'}"
+                                  f"{' and column' if pad_h and pad_w else ''} repeats the one before (crop "
+                                  f"frames to {w}x{h}).", UserWarning, stacklevel=2)
+                writer = cv2.VideoWriter(str(staging), cv2.VideoWriter_fourcc(*codec), fps, (w + pad_w, h + pad_h))
                 if not writer.isOpened():
                     raise DatasetError(f"Cannot write video {out} with the {codec} codec.", path=out,
                                        fix=f"use a {' or '.join(suffixes)} output path in a writable folder")
@@ -117,6 +127,8 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
                 vis = model.colorize(labels)
             else:
                 vis = np.repeat(labels.astype(np.uint8)[..., None], 3, axis=2)
+            if pad_h or pad_w:
+                vis = np.pad(vis, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
             writer.write(cv2.cvtColor(vis, cv2.COLOR_RGB2BGR))
             area_sum += np.bincount(labels.ravel(), minlength=len(model.names))[: len(model.names)] / labels.size
             n += 1
@@ -136,4 +148,4 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
             writer.release()
         staging.unlink(missing_ok=True)
     areas = {name: float(a / n) for name, a in zip(model.names, area_sum)}
-    return VideoResult(out, n, float(fps), (w, h), areas)
+    return VideoResult(out, n, float(fps), (w + pad_w, h + pad_h), areas)

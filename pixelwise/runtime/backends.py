@@ -61,6 +61,7 @@ class OrtBackend:
         self.meta = read_metadata(self.path, embedded)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
+        check_class_count(self.meta, self.path, {o.name: o.shape for o in self.session.get_outputs()})
 
     def run(self, feed: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
         return self.session.run(outputs, {self.input_name: feed})
@@ -82,21 +83,18 @@ class OpenVinoBackend:
         if not self.path.exists():
             raise RuntimeModelError(f"Model not found: {self.path}.", path=self.path,
                                     fix="pass the .xml or .onnx file written by 'pixelwise export'")
-        weights = self.path.with_suffix(".bin")
-        if self.path.suffix == ".xml" and not weights.exists():
+        is_ir = self.path.suffix.lower() == ".xml"
+        weights = next((w for w in (self.path.with_suffix(".bin"), self.path.with_suffix(".BIN")) if w.exists()),
+                       self.path.with_suffix(".bin"))
+        if is_ir and not weights.exists():
             raise RuntimeModelError(f"{self.path} has no weights file {weights.name} beside it.", path=weights,
                                     fix="copy the .bin that 'pixelwise export' wrote next to the .xml")
-        # Without the sidecar, the record inside the model: ONNX metadata_props, the IR's rt_info.
-        sidecar = sidecar_path(self.path).exists()
-        embedded = _onnx_embedded_metadata(self.path) if self.path.suffix == ".onnx" and not sidecar else None
         core = ov.Core()
-        try:
-            model = core.read_model(str(self.path))
+        try:  # the weights named explicitly: OpenVINO finds them only beside a lower-case '.xml'
+            model = core.read_model(str(self.path), str(weights)) if is_ir else core.read_model(str(self.path))
         except RuntimeError as exc:  # OpenVINO reports a corrupt .xml/.bin/.onnx as RuntimeError
             raise _openvino_cannot_load(self.path, exc) from None
-        if not sidecar and embedded is None and model.has_rt_info(["model_info", "pixelwise"]):
-            embedded = model.get_rt_info(["model_info", "pixelwise"]).astype(str)
-        self.meta = read_metadata(self.path, embedded)
+        self.meta = read_metadata(self.path, None if sidecar_path(self.path).exists() else _embedded_metadata(model))
         config: dict = {}
         if device == "CPU":
             config["INFERENCE_NUM_THREADS"] = _threads(threads)
@@ -113,6 +111,9 @@ class OpenVinoBackend:
         # An InferRequest is not thread-safe, and the server predicts in a pool of threads: one each.
         self._local = threading.local()
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        check_class_count(self.meta, self.path, {o.get_any_name(): [d.get_length() if d.is_static else None
+                                                                    for d in o.get_partial_shape()]
+                                                 for o in self.compiled.outputs})
 
     @property
     def request(self) -> Any:
@@ -133,15 +134,30 @@ def _openvino_cannot_load(path: Path, exc: Exception) -> RuntimeModelError:
                              fix="re-export it with 'pixelwise export' (keep the .xml, .bin and .json together)")
 
 
-def _onnx_embedded_metadata(path: Path) -> str | None:
-    import onnx  # optional: only to read metadata_props when no sidecar exists
+def _embedded_metadata(model: Any) -> str | None:
+    """The record inside a model OpenVINO has read: an IR's rt_info, or an ONNX file's
+    metadata_props, which OpenVINO's ONNX reader keeps under 'framework' (so IRs converted from
+    our ONNX exports carry it too). No need for the onnx package."""
+    for where in (["model_info", "pixelwise"], ["framework", "pixelwise"]):
+        if model.has_rt_info(where):
+            return model.get_rt_info(where).astype(str)
+    return None
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends, for a corrupt file
-        raise RuntimeModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}).", path=path,
-                                fix="re-export it with 'pixelwise export'") from None
-    return {p.key: p.value for p in model.metadata_props}.get("pixelwise")
+
+def check_class_count(meta: ExportMetadata, path: Path, shapes: dict[str, Any]) -> None:
+    """The record's class names must match the graph's scores per pixel: a sidecar copied from
+    another export would otherwise name and colour every class wrongly, silently."""
+    if meta.graph == "pipeline":
+        shape, axis = shapes.get("probabilities"), 0
+    else:
+        shape, axis = shapes.get("logits"), 3 if meta.logits_layout == "NHWC" else 1
+    if not shape or len(shape) <= axis or not isinstance(shape[axis], int) or shape[axis] <= 0:
+        return  # dynamic, or a labels-only graph: nothing to compare
+    if shape[axis] != meta.num_classes:
+        raise RuntimeModelError(f"{path}'s metadata names {meta.num_classes} classes but the graph scores "
+                                f"{shape[axis]} per pixel.", path=path,
+                                fix="keep the .json written with this export beside it, or remove a .json "
+                                    "copied from another one (the record inside the model is then used)")
 
 
 # Files the runtime opens (ONNX, OpenVINO IR); anything else is a PyTorch checkpoint to the CLI.
@@ -177,8 +193,12 @@ def open_backend(path: str | Path, backend: str = "auto", threads: int | None = 
     """``auto``: .xml -> OpenVINO, anything else -> ONNX Runtime. ``device``: auto, cpu, cuda[:N]
     (ONNX Runtime's CUDA provider); OpenVINO runs on the CPU."""
     path = Path(path)
+    if path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+        raise RuntimeModelError(f"{path} is a PyTorch checkpoint; the torch-free runtime runs exported models.",
+                                path=path, fix=f"export it first (pixelwise export {path} --format onnx), or load it "
+                                               "with pixelwise.Segmenter")
     if backend == "auto":
-        backend = "openvino" if path.suffix == ".xml" else "onnxruntime"
+        backend = "openvino" if path.suffix.lower() == ".xml" else "onnxruntime"
     if backend in ("onnxruntime", "ort"):
         return OrtBackend(path, threads, ort_providers(device))
     if backend == "openvino":

@@ -5,6 +5,7 @@ import csv
 import glob
 import io
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -13,16 +14,19 @@ import numpy as np
 
 from pixelwise.errors import DatasetError, ImageReadError, UnreadableImagesError
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".npy")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".npy")
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
+              ".mts", ".m2ts", ".ogv")  # what OpenCV's FFmpeg reads; predicted one file at a time
 
 
 def expand_sources(src: str | Path) -> list[Path]:
     """A file, a folder (its images, sorted) or a glob -> image paths."""
     s, p = str(src), Path(src)
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+    if p.is_dir():  # a folder named 'x.png' is no image
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.is_dir())
     elif any(ch in s for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(s, recursive=True) if Path(f).suffix.lower() in IMAGE_EXTS)
+        files = sorted(Path(f) for f in glob.glob(s, recursive=True)
+                       if Path(f).suffix.lower() in IMAGE_EXTS and not os.path.isdir(f))
     elif p.exists():
         files = [p]
     else:
@@ -34,11 +38,39 @@ def expand_sources(src: str | Path) -> list[Path]:
             f"{len(matched)} file(s), none an image." if matched else "no file."), path=s,
             fix=f"check the pattern (images: {', '.join(IMAGE_EXTS)}); quote it so the shell does not expand it")
     if not files:
+        videos = [f for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTS] if p.is_dir() else []
+        if videos:
+            raise DatasetError(f"No images found in {s}, but {len(videos)} video(s).", path=s,
+                               fix=f"predict each video on its own, e.g. pixelwise predict {videos[0]} --model ...")
         nested = p.is_dir() and any(f.suffix.lower() in IMAGE_EXTS for f in p.glob("*/**/*"))
         raise DatasetError(f"No images found in {s}" + (" (its images are in subfolders)." if nested else "."),
                            path=s, fix=f"pass a glob such as '{p / '**' / '*.png'}' (quoted)" if nested else
                            f"use files with one of the extensions {', '.join(IMAGE_EXTS)}")
     return files
+
+
+OUTPUT_KINDS = ("labels", "color", "overlay", "confidence")
+
+
+def leave_out_earlier_outputs(files: list[Path], out_dir: str | Path) -> list[Path]:
+    """Inputs that are an earlier run's outputs are left out, with a warning: with ``--out`` the
+    input folder, ``a_labels.png`` from the first run was predicted as a photo by the second
+    (writing ``a_labels_color.png``), or refused as an input about to be overwritten. Only files
+    in ``out_dir`` named exactly as this run's outputs of its other inputs count."""
+    out = os.path.abspath(out_dir)
+    suffixes = tuple(f"_{k}.png" for k in OUTPUT_KINDS)
+    candidates = {f for f in files if f.name.endswith(suffixes) and os.path.commonpath([out, os.path.abspath(f)]) == out}
+    if not candidates:
+        return files
+    rest = [f for f in files if f not in candidates]
+    stems = output_stems(rest)
+    ours = {os.path.join(out, f"{stems[f]}_{k}.png") for f in rest for k in OUTPUT_KINDS}
+    earlier = [f for f in files if f in candidates and os.path.abspath(f) in ours]
+    if earlier:
+        warnings.warn(f"Left out {len(earlier)} file(s) in {out_dir} named as this run's outputs ({earlier[0].name}"
+                      f"{', ...' if len(earlier) > 1 else ''}): an earlier run's results, not images to segment; "
+                      "they are written anew.", UserWarning, stacklevel=2)
+    return [f for f in files if f not in set(earlier)]
 
 
 def output_stems(files: Sequence[Path]) -> dict[Path, str]:
@@ -99,6 +131,9 @@ def load_predictor(model: Any, device: str = "auto") -> Any:
         from pixelwise.runtime import RuntimeSegmenter
 
         return RuntimeSegmenter.load(model, device=device)
+    from pixelwise.engine.model_file import check_checkpoint_file
+
+    check_checkpoint_file(model)  # before torch: a runtime-only install hears what the file is
     from pixelwise.inference.predictor import Segmenter
     from pixelwise.utils import set_threads
 
@@ -154,7 +189,8 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
         predict_kw["confidence"] = True
     if hasattr(model, "check_options"):  # before any file is read, folder made or bar drawn
         model.check_options(**predict_kw)
-    files = files if files is not None else expand_sources(source)
+    single = files is None and Path(source).is_file()  # one named file: its own error, no skipped list
+    files = files if files is not None else leave_out_earlier_outputs(expand_sources(source), out_dir)
     stems = names_by_file if names_by_file is not None else output_stems(files)
     out = Path(out_dir)
     kinds = [k for k, on in (("labels", save_labels), ("color", save_color), ("overlay", save_overlay),
@@ -170,7 +206,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
         try:
             image = read_image(f)
         except ImageReadError as exc:
-            if not skip_unreadable:
+            if not skip_unreadable or single:
                 raise
             skipped.append((f, str(exc)))
             continue
@@ -208,19 +244,27 @@ def unreadable_error(skipped: list[tuple[Path, str]], total: int, out: Path, lis
                      written: list[Path]) -> UnreadableImagesError:
     first, why = skipped[0]
     where = f" (all listed in {listed_in})" if listed_in else ""
+    fixes = {w.partition(" Fix: ")[2] for _, w in skipped}  # one shared fix (e.g. 8-bit RGB for float .npy) is kept
     return UnreadableImagesError(
         f"{len(skipped)} of {total} images could not be read and were skipped{where}; the other "
         f"{total - len(skipped)} were predicted into {out}. First: {why.split(' Fix: ')[0]}", path=first,
-        fix="re-export or remove the skipped files", written=written, skipped=skipped)
+        fix=fixes.pop() if len(fixes) == 1 and "" not in fixes else "re-export or remove the skipped files",
+        written=written, skipped=skipped)
+
+
+def _escaped(text: str) -> str:
+    """One field of ``skipped.txt``: a file name may hold a tab or a newline, which would split its line."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def report_skipped(skipped: list[tuple[Path, str]], total: int, out: Path, name: str, written: list[Path]) -> None:
-    """Write ``out/name`` (path TAB reason per line) and raise, or remove a stale list when none was skipped."""
+    """Write ``out/name`` (path TAB reason per line; a backslash, tab or newline in either is
+    escaped as in C) and raise, or remove a stale list when none was skipped."""
     from pixelwise.data.io import atomic_write_bytes
 
     listed = out / name
     if not skipped:
         listed.unlink(missing_ok=True)  # ours, from an earlier run into the same folder
         return
-    atomic_write_bytes(listed, "".join(f"{p}\t{why}\n" for p, why in skipped).encode())
+    atomic_write_bytes(listed, "".join(f"{_escaped(str(p))}\t{_escaped(why)}\n" for p, why in skipped).encode())
     raise unreadable_error(skipped, total, out, listed, written)

@@ -70,13 +70,37 @@ class ExportMetadata:
         return json.dumps(_strict(asdict(self)), indent=2, allow_nan=False)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], where: str | Path = "") -> "ExportMetadata":
-        if raw.get("format") != FORMAT:
-            raise RuntimeModelError(f"{where} carries no pixelwise export metadata "
-                                    f"(format {raw.get('format')!r}).", path=where or None,
+    def from_dict(cls, raw: Any, where: str | Path = "") -> "ExportMetadata":
+        fix = "re-export the model with 'pixelwise export' (it writes the record inside the model and beside it)"
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            found = f"format {raw.get('format')!r}" if isinstance(raw, dict) else f"a JSON {type(raw).__name__}"
+            raise RuntimeModelError(f"{where} carries no pixelwise export metadata ({found}).", path=where or None,
                                     fix="export the model with 'pixelwise export', or keep its .json sidecar next to it")
+        problems = _problems(raw)
+        if problems:
+            raise RuntimeModelError(f"{where} carries a damaged pixelwise metadata record: {'; '.join(problems)}.",
+                                    path=where or None, fix=fix)
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def _problems(raw: dict[str, Any]) -> list[str]:
+    """What a runtime would trip over later (a KeyError mid-predict, colours of the wrong class)."""
+    def numbers(v: Any, n: int) -> bool:
+        return isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                           for x in v)
+
+    out = [f"no '{k}'" for k in ("names", "colors", "mean", "std", "stride") if k not in raw]
+    names, colors = raw.get("names"), raw.get("colors")
+    if "names" in raw and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        out.append("'names' is not a list of class names")
+    elif "colors" in raw and not (isinstance(colors, list) and len(colors) == len(names)
+                                  and all(numbers(c, 3) for c in colors)):
+        out.append(f"'colors' is not one RGB triple per class ({len(names)})")
+    out += [f"'{k}' is not 3 numbers" for k in ("mean", "std") if k in raw and not numbers(raw[k], 3)]
+    if "stride" in raw and not (isinstance(raw["stride"], int) and raw["stride"] > 0):
+        out.append("'stride' is not a positive integer")
+    return out
 
 
 def _strict(value: Any) -> Any:
@@ -106,12 +130,17 @@ def write_sidecar(model_path: str | Path, meta: ExportMetadata) -> Path:
 def read_metadata(model_path: str | Path, embedded: str | None = None) -> ExportMetadata:
     """Embedded metadata wins; the sidecar JSON is the fallback (OpenVINO, TorchScript)."""
     if embedded:
-        return ExportMetadata.from_dict(json.loads(embedded), model_path)
+        try:
+            raw = json.loads(embedded)
+        except json.JSONDecodeError as exc:
+            raise RuntimeModelError(f"{model_path} carries pixelwise metadata that is not valid JSON ({exc}).",
+                                    path=model_path, fix="re-export the model with 'pixelwise export'") from None
+        return ExportMetadata.from_dict(raw, model_path)
     side = sidecar_path(model_path)
     if side.exists():
         try:
             raw = json.loads(side.read_text())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RuntimeModelError(f"Sidecar {side} is not valid JSON ({exc}).", path=side,
                                     fix="re-export the model with 'pixelwise export'") from None
         return ExportMetadata.from_dict(raw, side)

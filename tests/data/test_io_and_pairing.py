@@ -225,3 +225,43 @@ def test_large_images_open_without_lifting_pillows_limit_for_the_process(tmp_pat
     assert Image.MAX_IMAGE_PIXELS == 1000  # restored after each read
     with pytest.raises(Image.DecompressionBombError):
         Image.open(path)
+
+
+def test_deep_images_follow_one_rule_and_unreadable_tiffs_say_what_they_are(tmp_path: Path):
+    """Aerial, medical and industrial files: 12-bit colour in 16-bit files came out black without
+    a word; float or signed data with negatives or a NaN came out all white, all black or clipped;
+    a valid float-colour TIFF was called corrupt."""
+    import warnings
+
+    import cv2
+
+    from pixelwise.runtime.imageio import decode_image
+
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "full16.png"), (u8.astype(np.uint16) * 257)[..., ::-1])  # 48-bit PNG, full range
+    cv2.imwrite(str(tmp_path / "twelve.png"), (u8.astype(np.uint16) * 16)[..., ::-1])  # 12-bit data in 16 bits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # full-range 16-bit colour: its top 8 bits, silently
+        assert np.array_equal(read_image(tmp_path / "full16.png"), u8)
+    with pytest.warns(UserWarning, match=r"twelve\.png holds 16-bit colour.*at most 12 of the 16 bits.*almost black"):
+        assert read_image(tmp_path / "twelve.png").max() <= 15
+    with pytest.warns(UserWarning, match="upload.png holds 16-bit colour"):
+        decode_image((tmp_path / "twelve.png").read_bytes(), "upload.png")
+    grey = rng.integers(0, 4096, (20, 30)).astype(np.uint16)  # single-channel: stretched by its maximum, as before
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    expected = (grey.astype(np.float32) / grey.max() * 255.0).clip(0, 255).astype(np.uint8)
+    assert np.array_equal(read_image(tmp_path / "grey16.png")[..., 0], expected)
+    ramp = np.linspace(-3, -1, 600, dtype=np.float32).reshape(20, 30)  # all negative (a DEM, HU values)
+    ramp[0, 0] = np.nan
+    Image.fromarray(ramp).save(tmp_path / "negative.tif")
+    out = read_image(tmp_path / "negative.tif")[..., 0]
+    assert out[0, 0] == 0 and out[0, 1] == 0 and out[-1, -1] == 255 and (np.diff(out.ravel()[1:].astype(int)) >= 0).all()
+    signed = np.linspace(-1, 1, 600, dtype=np.float32).reshape(20, 30)  # NDVI-like: the negative half is kept
+    Image.fromarray(signed).save(tmp_path / "ndvi.tif")
+    assert abs(float(read_image(tmp_path / "ndvi.tif").mean()) - 127.5) < 2
+    cv2.imwrite(str(tmp_path / "float_rgb.tif"), rng.random((20, 30, 3)).astype(np.float32))
+    for reader in (lambda: read_image(tmp_path / "float_rgb.tif"),
+                   lambda: decode_image((tmp_path / "float_rgb.tif").read_bytes(), "float_rgb.tif")):
+        with pytest.raises(ImageReadError, match=r"float_rgb\.tif: a TIFF whose sample format.*Fix: convert it to 8-bit"):
+            reader()

@@ -174,3 +174,39 @@ def test_a_cut_video_is_written_as_far_as_it_decodes_with_a_warning(tiny_run, tm
                            str(tiny_run.best), "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "moov atom" not in done.stderr, done.stderr
 
+
+
+def test_odd_sized_videos_keep_every_pixel_and_out_can_name_the_file(tiny_run, tmp_path, capsys):
+    """OpenCV's writers need even sizes and silently dropped a 481x359 video's last row and column,
+    the lossless label video included; '--out x.mp4' made a folder; '.mpg' was taken for an image."""
+    from pixelwise.cli import main
+    from pixelwise.inference.predictor import Segmenter
+    from pixelwise.inference.video import segment_video
+
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    image = read_image(sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))[0])
+    h, w = image.shape[0] - 1 + image.shape[0] % 2, image.shape[1] - 1 + image.shape[1] % 2  # both odd
+    src = tmp_path / "odd.avi"  # OpenCV's own MJPEG writer keeps odd sizes
+    vw = cv2.VideoWriter(str(src), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (w, h))
+    for _ in range(2):
+        vw.write(cv2.cvtColor(np.ascontiguousarray(image[:h, :w]), cv2.COLOR_RGB2BGR))
+    vw.release()
+    decoded = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in _read_frames(src)]
+    assert decoded[0].shape[:2] == (h, w)
+    with pytest.warns(UserWarning, match=rf"is {w}x{h}; video codecs need even sizes.*crop frames to {w}x{h}"):
+        res = segment_video(seg, src, tmp_path / "labels.mkv", mode="labels", progress=False)
+    frames = _read_frames(res.path)
+    assert res.size == (w + 1, h + 1) and frames[0].shape[:2] == (h + 1, w + 1)
+    for frame, rgb in zip(frames, decoded):
+        labels = seg.predict(rgb).labels
+        np.testing.assert_array_equal(frame[:h, :w, 0], labels)
+        np.testing.assert_array_equal(frame[h, :w, 0], labels[-1])  # the added row repeats the last
+    assert main(["predict", str(src), "--model", str(tiny_run.best), "--out", str(tmp_path / "never"),
+                 "--tile", "8"]) == 2  # refused before any folder is made
+    assert "tile" in capsys.readouterr().err and not (tmp_path / "never").exists()
+    mpg = tmp_path / "clip.mpg"
+    mpg.write_bytes(src.read_bytes())  # any container OpenCV's FFmpeg opens; the suffix only routes it
+    assert main(["predict", str(mpg), "--model", str(tiny_run.best), "--out", str(tmp_path / "named.mp4"),
+                 "--quiet"]) == 0
+    assert "video written: " + str(tmp_path / "named.mp4") in capsys.readouterr().out
+    assert len(_read_frames(tmp_path / "named.mp4")) == 2

@@ -373,16 +373,22 @@ def test_batch_outputs_never_overwrite_each_other(pair, tmp_path):
     with pytest.raises(DatasetError, match="in subfolders") as nested:  # a folder is not searched deeper
         predict_folder(rt, tmp_path / "scans", tmp_path / "nested", progress=False)
     assert "'**'" not in str(nested.value) and "**" in str(nested.value)
-    # Outputs into the input folder: fine, until an input is named like an output (a source is
-    # never overwritten; nothing is written either).
-    first = predict_folder(rt, tmp_path / "scans" / "p2", tmp_path / "scans" / "p2", save_color=False, progress=False)
+    # Outputs into the input folder: a rerun leaves the earlier outputs out and writes them anew;
+    # a source that is not one of them is never overwritten (nothing is written either).
+    p2 = tmp_path / "scans" / "p2"
+    first = predict_folder(rt, p2, p2, save_color=False, progress=False)
     assert sorted(p.name for p in first) == ["other_labels.png", "slice_labels.png"]
-    kept = (tmp_path / "scans" / "p2" / "slice_labels.png").read_bytes()
-    with pytest.raises(DatasetError, match="overwrite the input image"):  # the folder now holds *_labels.png
-        predict_folder(rt, tmp_path / "scans" / "p2", tmp_path / "scans" / "p2", save_color=False, progress=False)
-    assert (tmp_path / "scans" / "p2" / "slice_labels.png").read_bytes() == kept
-    assert sorted(p.name for p in (tmp_path / "scans" / "p2").iterdir()) == [
-        "other.png", "other_labels.png", "slice.png", "slice_labels.png"]
+    kept = (p2 / "slice_labels.png").read_bytes()
+    with pytest.warns(UserWarning, match="Left out 2 file"):
+        predict_folder(rt, p2, p2, save_color=False, progress=False)
+    assert (p2 / "slice_labels.png").read_bytes() == kept
+    assert sorted(p.name for p in p2.iterdir()) == ["other.png", "other_labels.png", "slice.png", "slice_labels.png"]
+    Image.fromarray(a).save(p2 / "photo_labels.png")  # named like an output, but of no input: an image
+    with pytest.raises(DatasetError, match="overwrite the input image"):  # given as files, no folder scan
+        predict_folder(rt, p2, p2, files=[p2 / "photo.png", p2 / "photo_labels.png"], progress=False)
+    with pytest.warns(UserWarning, match="Left out 2 file"):
+        assert "photo_labels_labels.png" in {p.name for p in predict_folder(rt, p2, p2, save_color=False,
+                                                                            progress=False)}
     # One folder: names stay the plain stems.
     assert output_stems([Path("d/x.jpg"), Path("d/y.png")]) == {Path("d/x.jpg"): "x", Path("d/y.png"): "y"}
     with pytest.raises(DatasetError, match="same outputs"):
@@ -437,17 +443,74 @@ def test_batch_folder_skips_unreadable_files_and_says_which(pair, onnx_model, tm
     assert r.stderr.strip().count("\n") == 0 and "c_empty.jpg" in r.stderr and "skipped.txt" in r.stderr
 
 
+def test_batch_inputs_outputs_and_write_errors_are_told_apart(pair, onnx_model, tmp_path):
+    """A folder named like an image, an earlier run's outputs in its own input folder, one named
+    unreadable file, a file name holding a newline, a folder or file in the way of an output:
+    each was a skipped 'image', a photo predicted again, a generic list or a temp file's name."""
+    from pixelwise.errors import DatasetError, ImageReadError, UnreadableImagesError
+    from pixelwise.runtime.batch import predict_folder
+
+    _, rt, images = pair
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(images[0], src / "a.jpg")
+    (src / "dir.png").mkdir()  # a folder, not an image
+    assert [p.name for p in predict_folder(rt, src, src, progress=False)] == ["a_labels.png", "a_color.png"]
+    with pytest.warns(UserWarning, match=r"Left out 2 file\(s\) in .* named as this run.s outputs"):
+        again = predict_folder(rt, src, src, progress=False, save_labels=False, save_overlay=True)
+    assert [p.name for p in again] == ["a_color.png", "a_overlay.png"]  # no a_labels_color.png
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageReadError) as one:  # one named file: its own error, no list written
+        predict_folder(rt, bad, tmp_path / "one", progress=False)
+    assert not isinstance(one.value, UnreadableImagesError) and not (tmp_path / "one" / "skipped.txt").exists()
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    shutil.copy(images[0], odd / "a.jpg")
+    (odd / "b\tc\nd.jpg").write_bytes(b"x")
+    with pytest.raises(UnreadableImagesError):
+        predict_folder(rt, odd, tmp_path / "o2", progress=False)
+    lines = (tmp_path / "o2" / "skipped.txt").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].split("\t")[0] == str(odd / "b\\tc\\nd.jpg")
+    floats = tmp_path / "floats"  # every file skipped for one reason: its own fix, not the generic one
+    floats.mkdir()
+    for name in ("f1.npy", "f2.npy"):
+        np.save(floats / name, np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(UnreadableImagesError, match="Fix: convert the image to 8-bit RGB"):
+        predict_folder(rt, floats, tmp_path / "of", progress=False)
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "street.mp4").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"1 video\(s\).*Fix: predict each video on its own"):
+        predict_folder(rt, clips, tmp_path / "ov", progress=False)
+    (tmp_path / "o3" / "a_labels.png").mkdir(parents=True)  # a folder where an output goes
+    (tmp_path / "o4").write_text("a file where the output folder goes")
+    cli = [sys.executable, "-m", "pixelwise.cli", "predict", str(src / "a.jpg"), "--model", str(onnx_model), "--quiet"]
+    for out, said in (("o3", "a folder has that name"), ("o4", "a file is where a folder is needed")):
+        r = subprocess.run([*cli, "--out", str(tmp_path / out)], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and said in r.stderr, r.stderr
+        assert ".tmp" not in r.stderr and (out != "o3" or str(tmp_path / "o3" / "a_labels.png") in r.stderr)
+    r = subprocess.run([*cli, "--out", str(tmp_path / "o5")], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, WORLD_SIZE="2"))  # torchrun -m pixelwise.cli: every rank did it all
+    assert r.returncode == 2 and "pixelwise.inference.distributed" in r.stderr and not (tmp_path / "o5").exists()
+
+
 def test_import_and_predict_without_torch(onnx_model, pair, tmp_path):
     """A fake ``torch`` that raises on import comes first on sys.path: the runtime must not care."""
     _, _, images = pair
     fake = tmp_path / "fake"
-    (fake / "torch").mkdir(parents=True)
-    (fake / "torch" / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    for blocked in ("torch", "onnx"):  # onnx comes with the export extra, not the runtime's
+        (fake / blocked).mkdir(parents=True)
+        (fake / blocked / "__init__.py").write_text(f"raise ImportError('{blocked} is blocked in this test')\n")
+    bare = tmp_path / "bare" / onnx_model.name  # no sidecar: OpenVINO reads the record inside, without onnx
+    bare.parent.mkdir()
+    shutil.copy(onnx_model, bare)
     code = textwrap.dedent(f"""
         import sys
         from pixelwise.runtime import RuntimeSegmenter
         from pixelwise.runtime.batch import predict_folder
         seg = RuntimeSegmenter.load({str(onnx_model)!r})
+        assert RuntimeSegmenter.load({str(bare)!r}, backend="openvino").names == seg.names
         p = seg.predict({str(images[0])!r}, probabilities=True, flip=True, confidence=True)
         t = seg.predict({str(images[0])!r}, tile=64, overlap=16)
         predict_folder(seg, {str(images[0].parent)!r}, {str(tmp_path / 'o')!r}, progress=False)
@@ -470,6 +533,13 @@ def test_import_and_predict_without_torch(onnx_model, pair, tmp_path):
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "mean" in r.stdout and (tmp_path / "val" / "metrics_val.json").exists()
+    # a --model that is no checkpoint is named as such, not answered with "needs torch"
+    for wrong in (onnx_model.with_name(onnx_model.name + ".json"), tmp_path / "cli"):
+        for command in (["predict", str(images[0]), "--out", str(tmp_path / "w")], ["val"]):
+            r = subprocess.run([*cli, *command, "--model", str(wrong)], capture_output=True, text=True, env=env,
+                               timeout=120)
+            assert r.returncode == 2 and "needs torch" not in r.stderr and wrong.name in r.stderr, r.stderr[-2000:]
+            assert r.stderr.count("\n") == 1 and ("not a model pixelwise reads" in r.stderr or "is a folder" in r.stderr)
     # and the guard works: importing torch in that environment really fails
     r = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "blocked" in r.stderr
@@ -481,6 +551,8 @@ def test_errors_name_the_file_and_the_fix(tmp_path):
 
     with pytest.raises(RuntimeModelError, match="not found.*Fix"):
         RuntimeSegmenter.load(tmp_path / "nope.onnx")
+    with pytest.raises(RuntimeModelError, match=r"best\.pt is a PyTorch checkpoint.*Fix: export it first"):
+        RuntimeSegmenter.load(tmp_path / "best.pt")
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(RuntimeModelError, match="junk.onnx.*Fix"):
         RuntimeSegmenter.load(tmp_path / "junk.onnx")
@@ -490,6 +562,45 @@ def test_errors_name_the_file_and_the_fix(tmp_path):
     onnx.save(helper.make_model(g), tmp_path / "foreign.onnx")
     with pytest.raises(RuntimeModelError, match="pixelwise export"):
         RuntimeSegmenter.load(tmp_path / "foreign.onnx")
+
+
+def test_damaged_or_mismatched_metadata_is_refused_in_one_line(onnx_model, tmp_path):
+    """A cut or non-object record inside the model, or one lacking fields, was a JSONDecodeError,
+    AttributeError or TypeError traceback; a sidecar naming 5 classes for an 11-class graph was
+    used silently, naming and colouring every class wrongly."""
+    import json
+
+    import onnx
+
+    good = json.loads(onnx_model.with_name(onnx_model.name + ".json").read_text())
+    n = len(good["names"])
+    cases = {"cut": json.dumps(good)[:50], "list": "[1, 2]",
+             "fields": json.dumps({"format": good["format"], "names": good["names"]}),
+             "colors": json.dumps({**good, "colors": good["colors"][:-1]})}
+    for name, text in cases.items():
+        model = onnx.load(str(onnx_model))
+        for prop in model.metadata_props:
+            if prop.key == "pixelwise":
+                prop.value = text
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(model, path)
+        with pytest.raises(RuntimeModelError, match=rf"{name}\.onnx .*Fix: "):
+            RuntimeSegmenter.load(path)
+    done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", str(onnx_model), "--model",
+                           str(tmp_path / "fields.onnx"), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "no 'colors'" in done.stderr, done.stderr
+    other = tmp_path / "other.onnx"  # no record inside, and a sidecar copied from another export beside it
+    model = onnx.load(str(onnx_model))
+    kept = [p for p in model.metadata_props if p.key != "pixelwise"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, other)
+    fewer = {**good, "names": good["names"][:5], "colors": good["colors"][:5]}
+    other.with_name("other.onnx.json").write_text(json.dumps(fewer))
+    with pytest.raises(RuntimeModelError, match=rf"names 5 classes but the graph scores {n} per pixel"):
+        RuntimeSegmenter.load(other)
+    with pytest.raises(RuntimeModelError, match=rf"names 5 classes but the graph scores {n} per pixel"):
+        RuntimeSegmenter.load(other, backend="openvino")
 
 
 def test_damaged_openvino_and_onnx_files_are_refused_with_the_fix(tiny_run, onnx_model, tmp_path):
@@ -515,9 +626,9 @@ def test_damaged_openvino_and_onnx_files_are_refused_with_the_fix(tiny_run, onnx
     for name in ("cut_bin", "cut_xml"):
         with pytest.raises(RuntimeModelError, match=rf"{name}/m\.xml cannot be loaded by OpenVINO.*Fix: re-export"):
             RuntimeSegmenter.load(cases[name])
-    cut = tmp_path / "cut.onnx"  # no sidecar: OpenVINO's loader reads the ONNX metadata first
+    cut = tmp_path / "cut.onnx"  # no sidecar: the metadata would come from inside it
     cut.write_bytes(onnx_model.read_bytes()[:5000])
-    with pytest.raises(RuntimeModelError, match=r"cut\.onnx is not a readable ONNX model.*Fix: re-export"):
+    with pytest.raises(RuntimeModelError, match=r"cut\.onnx cannot be loaded by OpenVINO.*Fix: re-export"):
         RuntimeSegmenter.load(cut, backend="openvino")
     done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", str(onnx_model.parent), "--model",
                            str(cases["cut_bin"]), "--out", str(tmp_path / "out")], capture_output=True, text=True)
@@ -536,6 +647,9 @@ def test_an_openvino_ir_without_its_sidecar_uses_the_record_inside_it(tiny_run, 
     bare.mkdir()
     for f in (ir, ir.with_suffix(".bin")):
         shutil.copy(f, bare / f.name)
+    for f in (ir, ir.with_suffix(".bin"), ir.with_name("m.xml.json")):  # upper-case names went to ONNX Runtime
+        shutil.copy(f, tmp_path / ("M" + f.name[1:].replace(".xml", ".XML")))  # M.XML, M.bin, M.XML.json
+    assert RuntimeSegmenter.load(tmp_path / "M.XML").backend.runtime == "openvino"
     full, alone = RuntimeSegmenter.load(ir), RuntimeSegmenter.load(bare / "m.xml")
     assert alone.names == full.names and alone.meta.colors == full.meta.colors
     assert (alone.meta.mean, alone.meta.std, alone.meta.stride) == (full.meta.mean, full.meta.std, full.meta.stride)
