@@ -94,7 +94,8 @@ class OpenVinoBackend:
             model = core.read_model(str(self.path), str(weights)) if is_ir else core.read_model(str(self.path))
         except RuntimeError as exc:  # OpenVINO reports a corrupt .xml/.bin/.onnx as RuntimeError
             raise _openvino_cannot_load(self.path, exc) from None
-        self.meta = read_metadata(self.path, None if sidecar_path(self.path).exists() else _embedded_metadata(model))
+        self.meta = read_metadata(self.path, None if sidecar_path(self.path).exists() else
+                                  _embedded_metadata(model) or _onnx_metadata_props(self.path))
         config: dict = {}
         if device == "CPU":
             config["INFERENCE_NUM_THREADS"] = _threads(threads)
@@ -142,6 +143,22 @@ def _embedded_metadata(model: Any) -> str | None:
         if model.has_rt_info(where):
             return model.get_rt_info(where).astype(str)
     return None
+
+
+def _onnx_metadata_props(path: Path) -> str | None:
+    """The record in an ONNX file's metadata_props through the onnx package, when it is installed:
+    for OpenVINO releases whose ONNX reader does not keep them in rt_info."""
+    if path.suffix.lower() != ".onnx":
+        return None
+    try:
+        import onnx
+    except ImportError:
+        return None
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # OpenVINO read it; a protobuf quirk here only loses this fallback
+        return None
+    return {p.key: p.value for p in model.metadata_props}.get("pixelwise")
 
 
 def check_class_count(meta: ExportMetadata, path: Path, shapes: dict[str, Any]) -> None:
