@@ -90,6 +90,13 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     return everything
 
 
+def _rank_tag() -> str:
+    """' [rank 1 of 2]' under torchrun: every process checks the same options, so the same line
+    comes once per process, and this says why."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    return f" [rank {os.environ.get('RANK', '0')} of {world}]" if world.isdigit() and int(world) > 1 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pixelwise.inference.distributed",
                                 description="sharded batch prediction (launch with torchrun)")
@@ -108,12 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"{len(written)} files written to {a.out} (listed in {Path(a.out, 'manifest.json')})")
     except PixelwiseError as exc:  # one line, no traceback, as the CLI does
-        print(f"pixelwise: error: {one_line(exc)}", file=sys.stderr)
+        print(f"pixelwise: error:{_rank_tag()} {one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # the file system refused (a file where --out's folder goes, permissions)
         if exc.filename is None:
             raise
-        print(f"pixelwise: error: {file_system_line(exc)}", file=sys.stderr)
+        print(f"pixelwise: error:{_rank_tag()} {file_system_line(exc)}", file=sys.stderr)
         return 2
     return 0
 

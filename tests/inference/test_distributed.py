@@ -42,7 +42,15 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
                         "--save", "labels,overlay"],
                        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert r.returncode != 0 and "1 of" in r.stderr and "zz_corrupt.jpg" in r.stderr, r.stderr[-3000:]
-    assert r.stderr.count("pixelwise: error:") == 1  # rank 0's one line (torchrun adds its own report)
+    assert r.stderr.count("pixelwise: error: [rank 0 of 2]") == 1  # rank 0's one line (torchrun adds its own report)
+    (tmp_path / "in_the_way").write_text("a file where the output folder goes")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "pixelwise.inference.distributed", str(tiny_run.best), str(first),
+                        "--out", str(tmp_path / "in_the_way"), "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    # torchrun prints its own ChildFailedError traceback; none comes from pixelwise's code
+    assert r.returncode != 0 and str(ROOT / "pixelwise") not in r.stderr and "FileExistsError" not in r.stderr, r.stderr
+    assert r.stderr.count("a file is where a folder is needed") == 2 and "[rank 1 of 2]" in r.stderr
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert manifest["world_size"] == 2 and manifest["images"] == len(list(src.glob("*.jpg"))) + 1
     assert [Path(s["path"]).name for s in manifest["skipped"]] == ["zz_corrupt.jpg"]
