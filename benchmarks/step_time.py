@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--size", default="360,480")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="markdown file (default benchmarks/results/step_time.md)")
     a = ap.parse_args()
     h, w = (int(v) for v in a.size.split(","))
     torch.set_num_threads(a.threads)
@@ -106,8 +107,8 @@ def write_markdown(results: dict, a, h: int, w: int) -> None:
              "| implementation | s/step | img/s |", "|---|---:|---:|"]
     for k, v in results.items():
         lines.append(f"| {k} | {v:.2f} | {a.batch / v:.2f} |")
-    out = Path(__file__).resolve().parent / "results" / "step_time.md"
-    out.parent.mkdir(exist_ok=True)
+    out = Path(a.out) if a.out else Path(__file__).resolve().parent / "results" / "step_time.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
 
 
