@@ -7,6 +7,8 @@ The public API is small on purpose (one verb per job, as in Ultralytics)::
     metrics = pw.val(run.best, data="camvid.yaml")
     seg = pw.Segmenter.load(run.best)
     labels = seg.predict("street.jpg").labels
+    pw.export(run.best, format="onnx")            # verified against PyTorch when written
+    pw.predict("runs/train/best.onnx", "images/")  # a folder through the torch-free runtime
 """
 from __future__ import annotations
 
@@ -22,7 +24,11 @@ __all__ = [
     "list_models",
     "train",
     "val",
+    "predict",
+    "export",
     "Segmenter",
+    "RuntimeSegmenter",
+    "Prediction",
     "TrainConfig",
     "read_image",
 ]
@@ -46,6 +52,18 @@ def __getattr__(name: str):
         from pixelwise.engine.validate import val
 
         return val
+    if name == "predict":  # a file, folder or glob through a checkpoint or an export, outputs written
+        from pixelwise.runtime.batch import predict
+
+        return predict
+    if name == "export":  # the package, callable as the verb (see pixelwise/export/__init__.py)
+        import importlib
+
+        return importlib.import_module("pixelwise.export")
+    if name in ("RuntimeSegmenter", "Prediction"):
+        from pixelwise.runtime import predictor
+
+        return getattr(predictor, name)
     if name == "Segmenter":
         from pixelwise.inference.predictor import Segmenter
 

@@ -7,6 +7,10 @@ PyTorch on real images at export time, each carrying its metadata record.
 """
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from pixelwise.errors import PixelwiseError
 
 
@@ -14,11 +18,25 @@ class ExportError(PixelwiseError):
     """An export cannot be written, or does not reproduce the PyTorch model closely enough."""
 
 
-def export(*args, **kwargs):
-    """See ``pixelwise.export.exporter.export`` (imported lazily: it needs torch)."""
-    from pixelwise.export.exporter import export as _export
+def __getattr__(name: str):
+    # ``export`` is the exporter's own function (its signature shows in help() and IDEs), loaded
+    # on first use: it needs torch, and ExportError must import without it.
+    if name == "export":
+        from pixelwise.export.exporter import export
 
-    return _export(*args, **kwargs)
+        globals()["export"] = export  # found directly from now on
+        return export
+    raise AttributeError(f"module 'pixelwise.export' has no attribute {name!r}")
 
+
+class _ExportModule(types.ModuleType):
+    """``pw.export(...)`` is the verb, like ``pw.train``; but once imported, this package is the
+    attribute ``pixelwise.export`` itself, so the package is made callable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _ExportModule
 
 __all__ = ["ExportError", "export"]

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.engine.checkpoint import load_checkpoint, load_model_weights
-from pixelwise.errors import CheckpointError, ConfigError, DatasetError
+from pixelwise.errors import CheckpointError, DatasetError
 from pixelwise.runtime.imageio import load_input
 from pixelwise.runtime.predictor import Prediction
-from pixelwise.runtime.tiling import check_options
+from pixelwise.runtime.tiling import check_options, checked_scales
 from pixelwise.runtime.visualize import DrawMixin
 from pixelwise.models.fuse import fold_batchnorm
 from pixelwise.models.registry import build_from_spec
@@ -27,6 +27,10 @@ from pixelwise.utils import select_device
 
 
 class Segmenter(DrawMixin):
+    """Predicts with a PyTorch checkpoint. Its prediction surface (``predict``, ``predict_many``,
+    ``overlay``, ``colorize``, ``names``, ``colors``, ``num_classes``, ``check_options``) is
+    ``RuntimeSegmenter``'s, with the same arguments and outputs; ``logits`` returns a tensor here."""
+
     def __init__(self, model: torch.nn.Module, names: list[str], colors: list[tuple[int, int, int]],
                  ignore_index: int = 255, device: torch.device | str = "cpu",
                  dataset: dict[str, Any] | None = None, checkpoint: Path | None = None):
@@ -53,6 +57,11 @@ class Segmenter(DrawMixin):
         return cls(model, ds.get("names", [str(i) for i in range(model.num_classes)]),
                    ds.get("colors") or [], ds.get("ignore_index", 255), select_device(device),
                    ds.get("description"), path)
+
+    def __repr__(self) -> str:
+        arch = getattr(self.model, "spec", {}) or {}
+        return (f"Segmenter({str(self.checkpoint)!r}, arch={arch.get('arch', '?')}, encoder={arch.get('encoder', '?')}, "
+                f"device={self.device}, classes={self.num_classes})")
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -86,11 +95,12 @@ class Segmenter(DrawMixin):
         return out
 
     def check_options(self, probabilities: bool = False, scales: Sequence[float] | None = None,
-                      tile: int | None = None, overlap: int | None = None, batch: int = 4, **_: object) -> int:
+                      tile: int | None = None, overlap: int | None = None, batch: int = 4, flip: bool = False,
+                      confidence: bool = False, **_: object) -> int:
         """Refuse ``predict`` options that cannot work (before a folder's first image is read);
         returns the tile overlap to use."""
         return check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
-                             stride=int(self.model.stride), error=ConfigError, batch=batch)
+                             stride=int(self.model.stride), batch=batch, flip=flip, confidence=confidence)
 
     def predict(self, image: str | Path | np.ndarray, probabilities: bool = False, flip: bool = False,
                 scales: Sequence[float] | None = None, tile: int | None = None, overlap: int | None = None,
@@ -98,14 +108,16 @@ class Segmenter(DrawMixin):
         """Label map (and probabilities / confidence when asked) at the image's own size; the same
         API as ``RuntimeSegmenter.predict``: ``scales`` multi-scale TTA, ``tile`` sliding-window
         mode with ``overlap`` (memory bounded by the tile; confidence but no probabilities)."""
-        overlap = self.check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap, batch=batch)
+        overlap = self.check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap, batch=batch,
+                                     flip=flip, confidence=confidence)
+        scales = checked_scales(scales)
         image, src = load_input(image)  # a path, a PIL image or an array; the same checks in both predictors
         if tile is not None:
             from pixelwise.inference.tiling import tiled_predict
 
             conf = np.empty(image.shape[:2], np.float32) if confidence else None
             labels = tiled_predict(self, image, tile, overlap, batch, flip, confidence_out=conf)
-            return Prediction(labels, None, src, conf)
+            return Prediction(labels, None, src, conf, names=self.names)
         if scales:
             from pixelwise.inference.tta import tta_logits
 
@@ -115,7 +127,7 @@ class Segmenter(DrawMixin):
         labels = logits.argmax(1)[0].to("cpu", torch.uint8 if self.num_classes <= 256 else torch.int32).numpy()
         probs = F.softmax(logits.float(), 1)[0].cpu().numpy() if (probabilities or confidence) else None
         conf = probs.max(0) if confidence else None
-        return Prediction(labels, probs if probabilities else None, src, conf)
+        return Prediction(labels, probs if probabilities else None, src, conf, names=self.names)
 
 
 from pixelwise.runtime.batch import predict  # noqa: E402,F401  (the verb: checkpoints and exports)

@@ -15,7 +15,7 @@ import numpy as np
 from pixelwise.runtime.backends import Backend, open_backend
 from pixelwise.runtime.imageio import ensure_rgb, load_input, resize_image, resize_scores
 from pixelwise.runtime.metadata import ExportMetadata, RuntimeModelError
-from pixelwise.runtime.tiling import check_options, lowres_blend_exact, tiled_labels, tiled_labels_lowres
+from pixelwise.runtime.tiling import check_options, checked_scales, lowres_blend_exact, tiled_labels, tiled_labels_lowres
 from pixelwise.runtime.visualize import DrawMixin, area_summary
 
 
@@ -45,27 +45,51 @@ def softmax(x: np.ndarray, axis: int = 0) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-@dataclass
+@dataclass(eq=False)  # arrays have no single truth value: compare .labels with numpy
 class Prediction:
-    """One image's result, from either predictor (torch or runtime); ``confidence`` is the max
-    probability per pixel, when asked."""
+    """One image's result, from either predictor (torch or runtime): ``labels`` HxW uint8 (int32
+    above 256 classes), ``probabilities`` CxHxW float32 and ``confidence`` (the max probability)
+    HxW float32 when asked, ``names`` the model's classes."""
 
     labels: np.ndarray
     probabilities: np.ndarray | None = None
     source: Path | None = None
     confidence: np.ndarray | None = None
+    names: list[str] | None = None
 
-    def class_areas(self, names: list[str]) -> dict[str, float]:
-        """Share of the image (0..1) given to each class."""
+    def _names(self, names: list[str] | None) -> list[str]:
+        names = list(names if names is not None else self.names or [])
+        top = int(self.labels.max(initial=0))
+        if not names or top >= len(names):
+            from pixelwise.errors import ConfigError
+
+            raise ConfigError(f"{len(names)} class names given for labels up to {top}.",
+                              fix="pass the model's names (seg.names), or leave names out")
+        return names
+
+    def class_areas(self, names: list[str] | None = None) -> dict[str, float]:
+        """Share of the image (0..1) given to each class (``names``: the model's by default)."""
+        names = self._names(names)
         counts = np.bincount(self.labels.ravel(), minlength=len(names))[: len(names)]
         return {n: float(c) / self.labels.size for n, c in zip(names, counts)}
 
-    def area_summary(self, names: list[str]) -> list[dict]:
-        return area_summary(self.labels, names)
+    def area_summary(self, names: list[str] | None = None) -> list[dict]:
+        """Per class: id, name, pixels and fraction of the image (the fractions sum to 1)."""
+        return area_summary(self.labels, self._names(names))
+
+    def __repr__(self) -> str:
+        def shape(a: np.ndarray | None) -> str:
+            return "None" if a is None else f"{a.dtype}[{'x'.join(map(str, a.shape))}]"
+
+        return (f"Prediction(labels={shape(self.labels)}, probabilities={shape(self.probabilities)}, "
+                f"confidence={shape(self.confidence)}, source={str(self.source) if self.source else None!r}, "
+                f"classes={len(self.names) if self.names else '?'})")
 
 
 class RuntimeSegmenter(DrawMixin):
-    """Predicts with an exported model; handles both logits graphs and embedded-pipeline graphs."""
+    """Predicts with an exported model; handles both logits graphs and embedded-pipeline graphs.
+    Its prediction surface (``predict``, ``predict_many``, ``overlay``, ``colorize``, ``names``,
+    ``colors``, ``num_classes``, ``check_options``) is ``Segmenter``'s; ``logits`` returns numpy."""
 
     def __init__(self, backend: Backend, path: Path | None = None):
         self.backend = backend
@@ -81,6 +105,10 @@ class RuntimeSegmenter(DrawMixin):
     def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None,
              device: str = "auto") -> "RuntimeSegmenter":
         return cls(open_backend(path, backend, threads, device), Path(path))
+
+    def __repr__(self) -> str:
+        return (f"RuntimeSegmenter({str(self.path)!r}, runtime={getattr(self.backend, 'runtime', '?')}, "
+                f"graph={self.meta.graph}, precision={self.meta.precision}, classes={self.num_classes})")
 
     @property
     def num_classes(self) -> int:
@@ -178,6 +206,7 @@ class RuntimeSegmenter(DrawMixin):
                       confidence: bool = False, **_: object) -> int:
         """Refuse ``predict`` options that cannot work (before a folder's first image is read);
         returns the tile overlap to use."""
+        scales = checked_scales(scales)
         if not self.has_scores:
             wanted = [name for name, on in (("flip", flip), ("scales", bool(scales)), ("tile", tile is not None),
                                             ("probabilities", probabilities), ("confidence", confidence)) if on]
@@ -186,7 +215,7 @@ class RuntimeSegmenter(DrawMixin):
                                         "need(s) class scores.", path=self.path,
                                         fix=f"drop {', '.join(wanted)}, or re-export with --outputs labels,probabilities")
         return check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap,
-                             stride=self.meta.stride, error=RuntimeModelError, batch=batch)
+                             stride=self.meta.stride, batch=batch, flip=flip, confidence=confidence)
 
     def predict(self, image: str | Path | np.ndarray, probabilities: bool = False, flip: bool = False,
                 scales: Sequence[float] | None = None, tile: int | None = None, overlap: int | None = None,
@@ -197,6 +226,7 @@ class RuntimeSegmenter(DrawMixin):
         tile; probabilities are not kept in this mode, confidence is)."""
         overlap = self.check_options(probabilities=probabilities, scales=scales, tile=tile, overlap=overlap, batch=batch,
                                      flip=flip, confidence=confidence)
+        scales = checked_scales(scales)
         image, src = load_input(image)  # a path, a PIL image or an array; the same checks in both predictors
         if tile is not None:
             conf = np.empty(image.shape[:2], np.float32) if confidence else None
@@ -204,12 +234,12 @@ class RuntimeSegmenter(DrawMixin):
                 # blend the graph's own stride-level logits
                 labels = tiled_labels_lowres(image, self._lowres_fn(flip), self.num_classes, self.lowres_factor,
                                              self.meta.input_multiple, tile, overlap, batch, confidence_out=conf)
-                return Prediction(labels, None, src, conf)
+                return Prediction(labels, None, src, conf, names=self.names)
             fn = self._tta_fn(flip)
             labels = tiled_labels(image, fn, self.num_classes, tile, overlap, batch, confidence_out=conf)
-            return Prediction(labels, None, src, conf)
+            return Prediction(labels, None, src, conf, names=self.names)
         if not (probabilities or confidence or flip or scales) and self.has_labels_output:
-            return Prediction(self.labels(image[None])[0], None, src, None)
+            return Prediction(self.labels(image[None])[0], None, src, None, names=self.names)
         given = self.is_pipeline and not (flip or scales)  # one view: the graph's probabilities as they are
         sc = self.scores(image[None])[0] if given else self.logits(image, flip=flip, scales=scales)[0]
         labels = sc.argmax(0).astype(np.uint8 if self.num_classes <= 256 else np.int32)
@@ -217,7 +247,7 @@ class RuntimeSegmenter(DrawMixin):
         if probabilities or confidence:  # of the logits, or of a pipeline's averaged log-probabilities
             probs = sc if given else softmax(sc, 0)
         conf = probs.max(0) if confidence and probs is not None else None
-        return Prediction(labels, probs if probabilities else None, src, conf)
+        return Prediction(labels, probs if probabilities else None, src, conf, names=self.names)
 
     @property
     def lowres_factor(self) -> int | None:

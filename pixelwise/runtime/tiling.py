@@ -19,6 +19,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from pixelwise.errors import ConfigError
+
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 # uint8 NxHxWx3 tiles (H, W multiples of the graph's input multiple) and the (rows, cols) of each
 # that lie inside the image -> NxCx(H/f)x(W/f) logits, the part outside treated as the model's padding.
@@ -56,12 +58,35 @@ def _whole(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def checked_scales(scales: object) -> tuple[float, ...] | None:
+    """``scales`` as a tuple of floats: a number, a list/tuple or a 1-D array of numbers (None or
+    empty: no multi-scale TTA). A string or None inside was a bare TypeError deep in the resize."""
+    if scales is None:
+        return None
+    values = (scales,) if isinstance(scales, (int, float, np.number)) else scales
+    try:
+        items = list(np.asarray(values, dtype=object).ravel()) if not isinstance(values, (str, bytes)) else None
+    except Exception:  # an object numpy cannot lay out
+        items = None
+    if items is None or not all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+                                for v in items):
+        raise ConfigError(f"scales={scales!r} is not a list of numbers.",
+                          fix="pass scales as numbers, e.g. scales=(0.75, 1.0, 1.25) (the CLI takes 0.75,1,1.25)")
+    return tuple(float(v) for v in items) or None
+
+
 def check_options(*, probabilities: bool, scales: Sequence[float] | None, tile: int | None,
-                  overlap: int | None, stride: int, error: type[Exception], batch: int = 4) -> int:
-    """Refuse prediction options that cannot work, before any pixel is computed. Both predictors
-    call it, so a checkpoint and its export refuse the same things in the same words.
+                  overlap: int | None, stride: int, batch: int = 4, **switches: object) -> int:
+    """Refuse prediction options that cannot work, before any pixel is computed, with ConfigError
+    from both predictors, so a checkpoint and its export refuse the same things in the same words
+    (``switches``: flip, confidence... must be booleans; "no" is truthy).
 
     Returns the tile overlap to use: ``overlap``, or when None 64 pixels (at most half the tile)."""
+    error = ConfigError
+    for name, value in (("probabilities", probabilities), *switches.items()):
+        if not isinstance(value, (bool, np.bool_)):
+            raise error(f"{name}={value!r} is not True or False.", fix=f"pass {name}=True or {name}=False")
+    scales = checked_scales(scales)
     for name, value in (("tile", tile), ("overlap", overlap)):
         if value is not None and not _whole(value):
             raise error(f"{name}={value!r} is not a whole number of pixels.", fix=f"pass {name} as an int, e.g. "

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 import torch
 
+from pixelwise.errors import ConfigError
 from pixelwise.inference.predictor import Segmenter
 from pixelwise.runtime import RuntimeModelError, RuntimeSegmenter
 from pixelwise.runtime.imageio import read_image
@@ -96,7 +97,7 @@ def test_tiled_equals_whole_image(pair):
     assert tile_count((h, w), 112, 48) > 1
     # Only the context seen near tile borders differs (this tiny model was trained 2 epochs).
     assert (tiled.labels == whole.labels).mean() > 0.8
-    with pytest.raises(RuntimeModelError, match="tiled mode"):
+    with pytest.raises(ConfigError, match="tiled mode"):
         rt.predict(image, tile=64, probabilities=True)
 
 
@@ -216,10 +217,17 @@ def test_options_that_cannot_work_are_refused_alike_by_both_predictors(pair, tmp
                "scale 100 is outside \\(0, 4\\]": dict(scales=(1, 100)),
                "scale 0 is outside": dict(scales=(0,)),
                "overlap=16 applies to tiled prediction only": dict(overlap=16)}
-    for predictor, error in ((rt, RuntimeModelError), (seg, ConfigError)):
+    refused.update({"scales='0.75,1' is not a list of numbers": dict(scales="0.75,1"),
+                    r"scales=\[None\] is not a list of numbers": dict(scales=[None]),
+                    "probabilities='no' is not True or False": dict(probabilities="no"),
+                    "flip=1 is not True or False": dict(flip=1)})
+    for predictor in (rt, seg):  # one error class from both: an app's `except ConfigError` catches either
+        error = ConfigError
         for message, options in refused.items():
             with pytest.raises(error, match=message):
                 predictor.predict(image, **options)
+        one = predictor.predict(image, scales=1.0).labels  # a number, or a 1-D array, is a list of scales
+        assert (predictor.predict(image, scales=np.array([1.0])).labels == one).all()
         # Left to its default, the overlap is 64 pixels or half a smaller tile.
         assert predictor.predict(image, tile=64).labels.shape == image.shape[:2]
         # A folder run refuses them before its first file: nothing written, no progress bar.
@@ -228,6 +236,32 @@ def test_options_that_cannot_work_are_refused_alike_by_both_predictors(pair, tmp
         with pytest.raises(error, match="applies to tiled prediction only"):
             predict_folder(predictor, images[0].parent, tmp_path / "out", overlap=16)
         assert not (tmp_path / "out").exists()
+
+
+def test_predictions_and_predictors_describe_themselves_and_the_verbs_are_top_level(pair, onnx_model, tmp_path):
+    """Prediction == Prediction raised (numpy's ambiguous truth value); area_summary needed the
+    names and took a short list silently; reprs were addresses or 4 KB of array; pw.predict and
+    pw.export did not exist."""
+    import pixelwise as pw
+
+    seg, rt, images = pair
+    for predictor in (seg, rt):
+        p = predictor.predict(images[0], probabilities=True)
+        assert p != predictor.predict(images[0]) and p == p  # identity, never an array's truth value
+        summary = p.area_summary()
+        assert [r["name"] for r in summary] == predictor.names and abs(sum(r["fraction"] for r in summary) - 1) < 1e-9
+        assert p.class_areas() == p.class_areas(predictor.names)
+        with pytest.raises(ConfigError, match="class names given for labels up to"):
+            p.area_summary(["a"] if p.labels.max() > 0 else [])
+        text = repr(p)
+        assert len(text) < 300 and "labels=uint8[" in text and "probabilities=float32[" in text
+        assert str(predictor.num_classes) in repr(predictor) and len(repr(predictor)) < 300
+    assert pw.predict(onnx_model, images[0], tmp_path / "verb", progress=False)
+    with pytest.raises(pw.PixelwiseError, match="nope"):  # the verb reaches the exporter's own checks
+        pw.export(seg.checkpoint, format="nope")
+    from pixelwise.export import ExportError, export  # the package stays a package
+
+    assert issubclass(ExportError, pw.PixelwiseError) and callable(export)
 
 
 def test_both_predictors_take_and_refuse_the_same_arrays(pair, tmp_path):
