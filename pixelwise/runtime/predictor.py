@@ -77,6 +77,13 @@ class Prediction:
         """Per class: id, name, pixels and fraction of the image (the fractions sum to 1)."""
         return area_summary(self.labels, self._names(names))
 
+    def to_png(self) -> bytes:
+        """The label map as PNG bytes (8-bit, 16-bit above 256 classes), as ``predict`` writes
+        ``_labels.png`` and the server answers ``output=labels``: for a web backend or a store."""
+        from pixelwise.runtime.imageio import encode_png
+
+        return encode_png(self.labels)
+
     def __repr__(self) -> str:
         def shape(a: np.ndarray | None) -> str:
             return "None" if a is None else f"{a.dtype}[{'x'.join(map(str, a.shape))}]"

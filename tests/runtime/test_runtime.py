@@ -1,6 +1,7 @@
 """The torch-free runtime: same outputs as the PyTorch Segmenter, tiling, TTA, batch, errors."""
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -253,6 +254,7 @@ def test_predictions_and_predictors_describe_themselves_and_the_verbs_are_top_le
         assert p.class_areas() == p.class_areas(predictor.names)
         with pytest.raises(ConfigError, match="class names given for labels up to"):
             p.area_summary(["a"] if p.labels.max() > 0 else [])
+        assert (np.asarray(Image.open(io.BytesIO(p.to_png()))) == p.labels).all()
         text = repr(p)
         assert len(text) < 300 and "labels=uint8[" in text and "probabilities=float32[" in text
         assert str(predictor.num_classes) in repr(predictor) and len(repr(predictor)) < 300
