@@ -103,7 +103,8 @@ def cmd_val(a: argparse.Namespace) -> int:
 
 def cmd_predict(a: argparse.Namespace) -> int:
     world = os.environ.get("WORLD_SIZE", "1")
-    if world.isdigit() and int(world) > 1:  # torchrun -m pixelwise.cli predict: every rank did the whole job
+    launched = "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ  # torchrun's own, not a scheduler's
+    if launched and world.isdigit() and int(world) > 1:  # torchrun -m pixelwise.cli predict: each rank did it all
         raise ConfigError(f"'pixelwise predict' is running in {world} processes (torchrun), and each would "
                           "predict every image.", fix="shard the work with torchrun ... -m "
                           "pixelwise.inference.distributed MODEL SOURCE --out OUT (see the README)")

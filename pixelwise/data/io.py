@@ -18,24 +18,34 @@ from PIL import ImageFile
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-_BOMB_LIMIT = threading.Lock()
+# Pillow's decompression-bomb guard (about 179 megapixels) refuses legitimate aerial tiles of
+# 20000x20000 (tiling bounds the memory). Lifting Image.MAX_IMAGE_PIXELS would lift it for the
+# whole process, the user's own Image.open of untrusted files and other threads included; so the
+# guard is skipped only on the thread that is inside pixelwise's own ``open_image`` block. Pillow
+# checks at open and again when some formats (TIFF, GIF frames) load their pixels.
+_INSIDE_OPEN_IMAGE = threading.local()
+_pillow_bomb_check = getattr(Image, "_decompression_bomb_check", None)
+
+
+def _bomb_check(size: tuple[int, int]) -> None:
+    if not getattr(_INSIDE_OPEN_IMAGE, "depth", 0):
+        _pillow_bomb_check(size)
+
+
+if _pillow_bomb_check is not None:
+    Image._decompression_bomb_check = _bomb_check  # module attribute: Image.open and the plugins look it up
 
 
 @contextmanager
 def open_image(fp: str | Path | object) -> Iterator[Image.Image]:
-    """``Image.open`` without Pillow's decompression-bomb limit (about 179 megapixels), for this call
-    only. Aerial tiles of 20000x20000 are legitimate input (tiling bounds the memory), but lifting
-    ``Image.MAX_IMAGE_PIXELS`` for the whole process would also lift it for the user's own
-    ``Image.open`` of untrusted files. The server checks an upload's declared size itself."""
-    with _BOMB_LIMIT:
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            im = Image.open(fp)
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
-    with im:
-        yield im
+    """``Image.open`` without Pillow's decompression-bomb limit, on this thread, for the ``with``
+    block (loading the pixels included). The server checks an upload's declared size itself."""
+    _INSIDE_OPEN_IMAGE.depth = getattr(_INSIDE_OPEN_IMAGE, "depth", 0) + 1
+    try:
+        with Image.open(fp) as im:
+            yield im
+    finally:
+        _INSIDE_OPEN_IMAGE.depth -= 1
 
 
 def pil_to_rgb(im: Image.Image) -> np.ndarray:
@@ -65,14 +75,15 @@ def stretch_to_uint8(arr: np.ndarray) -> np.ndarray:
     if not finite.any():
         return np.zeros(a.shape, np.uint8)
     lo, hi = min(0.0, float(a[finite].min())), float(a[finite].max())
-    out = (a - lo) * (255.0 / (hi - lo) if hi > lo else 0.0)
+    out = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)  # the order of the old a / hi * 255
     out[~finite] = 0
     return out.clip(0, 255).astype(np.uint8)
 
 
 def deep_colour(im: Image.Image) -> bool:
     """Whether an opened (not yet loaded) file holds 16-bit colour, which Pillow decodes to its top 8 bits."""
-    return im.mode in ("RGB", "RGBA") and any(";16" in str(t[3] if len(t) > 3 else "") for t in im.tile)
+    raw = [str(t[3][0] if isinstance(t[3], tuple) else t[3]) for t in im.tile if len(t) > 3]
+    return im.mode in ("RGB", "RGBA") and any(r.startswith(("RGB;16", "RGBA;16", "RGBX;16")) for r in raw)  # not BGR;16 (565)
 
 
 def warn_if_dark(rgb: np.ndarray, name: str | Path) -> None:
@@ -138,14 +149,17 @@ def decode_errors(path: Path, what: str, missing_fix: str, corrupt_fix: str) -> 
         raise ImageReadError(f"{what.capitalize()} not found: {path}.", path=path, fix=missing_fix) from None
     except UnidentifiedImageError:  # Pillow's message only repeats the path: say what the file is
         size = path.stat().st_size if path.is_file() else None
+        if size and is_tiff(path) and not tiff_cut_short(path):  # Pillow identifies every TIFF it can lay out
+            raise unsupported_tiff(path, what, damaged_too=True) from None
         if size and is_tiff(path):
-            raise unsupported_tiff(path, what) from None
+            raise ImageReadError(f"Cannot decode {what} {path}: a TIFF cut short (its header points past its "
+                                 f"{size} bytes).", path=path, fix=corrupt_fix) from None
         why = ("the file is empty" if size == 0 else f"its {size} bytes are in no image format Pillow reads"
                if size else "not an image file")
         raise ImageReadError(f"Cannot decode {what} {path}: {why}.", path=path, fix=corrupt_fix) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        if is_tiff(path) and "truncated" not in str(exc):
-            raise unsupported_tiff(path, what, exc) from None
+        if is_tiff(path) and unsupported_layout(exc):
+            raise unsupported_tiff(path, what, exc=exc) from None
         raise ImageReadError(f"Cannot decode {what} {path} ({exc}).", path=path, fix=corrupt_fix) from None
 
 
@@ -164,12 +178,39 @@ def is_tiff(head: Path | bytes) -> bool:
     return head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 
 
-def unsupported_tiff(path: Path | str, what: str = "image", exc: BaseException | None = None) -> ImageReadError:
+def tiff_cut_short(source: Path | bytes) -> bool:
+    """Whether a TIFF's header points past its end: a cut download (writers put the directory of
+    tags after the pixels), not a layout Pillow lacks."""
+    try:
+        if isinstance(source, Path):
+            size = source.stat().st_size
+            with open(source, "rb") as fh:
+                head = fh.read(16)
+        else:
+            size, head = len(source), source[:16]
+        order = "little" if head[:2] == b"II" else "big"
+        offset = int.from_bytes(head[8:16] if head[2:4] in (b"+\0", b"\0+") else head[4:8], order)
+    except (OSError, ValueError):
+        return False
+    return offset >= size
+
+
+def unsupported_layout(exc: BaseException) -> bool:
+    """Pillow's words for a pixel layout it has no decoder for, as opposed to damaged data
+    ("decoder error", "truncated", "broken data stream")."""
+    text = str(exc).lower()
+    return any(w in text for w in ("unknown raw mode", "unsupported", "not supported", "unknown pixel mode"))
+
+
+def unsupported_tiff(path: Path | str, what: str = "image", exc: BaseException | None = None,
+                     damaged_too: bool = False) -> ImageReadError:
     """A valid TIFF that Pillow cannot decode (float colour, more than 4 bands, planar 16-bit) is
     not 'corrupt': say what kind of file it is, and how to make it readable."""
     detail = f" ({exc})" if exc is not None else ""
     return ImageReadError(f"Cannot decode {what} {path}: a TIFF whose sample format or band layout Pillow does not "
-                          f"read (float colour, more than 4 bands, planar 16-bit...){detail}.", path=path, fix=TIFF_FIX)
+                          f"read (float colour, more than 4 bands, planar 16-bit...){detail}"
+                          + (", or a damaged one" if damaged_too else "") + ".", path=path,
+                          fix=TIFF_FIX + (" (if no other program opens it either, re-export it)" if damaged_too else ""))
 
 
 def read_image(path: str | Path,
@@ -246,8 +287,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write a file so that readers see either the old or the new content, never half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix, tmp = f".{path.name}.", ""
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -257,10 +299,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs should be readable like any file
         os.replace(tmp, path)
     except BaseException as exc:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.filename == tmp and exc.errno is not None:
-            raise type(exc)(exc.errno, exc.strerror, str(path)) from None  # the destination, not our temp file
+        ours = isinstance(exc, OSError) and isinstance(exc.filename, str) and \
+            os.path.basename(exc.filename).startswith(prefix) and exc.filename.endswith(".tmp")
+        if ours and exc.errno is not None:  # name the destination, not our temp file
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

@@ -57,15 +57,15 @@ def leave_out_earlier_outputs(files: list[Path], out_dir: str | Path) -> list[Pa
     input folder, ``a_labels.png`` from the first run was predicted as a photo by the second
     (writing ``a_labels_color.png``), or refused as an input about to be overwritten. Only files
     in ``out_dir`` named exactly as this run's outputs of its other inputs count."""
-    out = os.path.abspath(out_dir)
+    out = os.path.realpath(out_dir)  # as refuse_overwriting_inputs compares: a symlinked --out is the same folder
     suffixes = tuple(f"_{k}.png" for k in OUTPUT_KINDS)
-    candidates = {f for f in files if f.name.endswith(suffixes) and os.path.commonpath([out, os.path.abspath(f)]) == out}
+    candidates = {f for f in files if f.name.endswith(suffixes) and os.path.commonpath([out, os.path.realpath(f)]) == out}
     if not candidates:
         return files
     rest = [f for f in files if f not in candidates]
     stems = output_stems(rest)
     ours = {os.path.join(out, f"{stems[f]}_{k}.png") for f in rest for k in OUTPUT_KINDS}
-    earlier = [f for f in files if f in candidates and os.path.abspath(f) in ours]
+    earlier = [f for f in files if f in candidates and os.path.realpath(f) in ours]
     if earlier:
         warnings.warn(f"Left out {len(earlier)} file(s) in {out_dir} named as this run's outputs ({earlier[0].name}"
                       f"{', ...' if len(earlier) > 1 else ''}): an earlier run's results, not images to segment; "
@@ -206,6 +206,8 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
         try:
             image = read_image(f)
         except ImageReadError as exc:
+            if single and skipped_list:
+                (out / skipped_list).unlink(missing_ok=True)  # an earlier folder run's list would mislead
             if not skip_unreadable or single:
                 raise
             skipped.append((f, str(exc)))

@@ -94,7 +94,7 @@ def _problems(raw: dict[str, Any]) -> list[str]:
     names, colors = raw.get("names"), raw.get("colors")
     if "names" in raw and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
         out.append("'names' is not a list of class names")
-    elif "colors" in raw and not (isinstance(colors, list) and len(colors) == len(names)
+    elif "names" in raw and "colors" in raw and not (isinstance(colors, list) and len(colors) == len(names)
                                   and all(numbers(c, 3) for c in colors)):
         out.append(f"'colors' is not one RGB triple per class ({len(names)})")
     out += [f"'{k}' is not 3 numbers" for k in ("mean", "std") if k in raw and not numbers(raw[k], 3)]

@@ -199,6 +199,14 @@ def test_a_label_drawn_on_the_displayed_photo_pairs_and_one_at_the_stored_size_i
         view_dataset(tiny_dataset, tiny_dataset.parent / "grid.png", count=100, split="train")
 
 
+def _open_error(path: Path) -> BaseException | None:
+    try:
+        Image.open(path).close()
+    except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        return exc
+    return None
+
+
 def test_large_images_open_without_lifting_pillows_limit_for_the_process(tmp_path: Path, monkeypatch):
     """Huge aerial tiles must open, but importing the runtime used to set Image.MAX_IMAGE_PIXELS =
     None for the whole process, switching off Pillow's decompression-bomb guard in the user's own code."""
@@ -218,6 +226,17 @@ def test_large_images_open_without_lifting_pillows_limit_for_the_process(tmp_pat
     with pytest.raises(Image.DecompressionBombError):
         Image.open(path)
     assert read_image(path).shape == (100, 120, 3) and runtime_read_image(path).shape == (100, 120, 3)
+    tif = tmp_path / "big.tif"  # Pillow checks a compressed TIFF again when it loads the pixels
+    Image.fromarray(np.full((100, 120, 3), 9, np.uint8)).save(tif, compression="tiff_lzw")
+    assert (read_image(tif) == 9).all() and (decode_image(tif.read_bytes()) == 9).all()
+    import threading
+
+    other: list[BaseException | None] = []
+    with open_image(path):  # inside pixelwise's block, another thread keeps Pillow's guard
+        t = threading.Thread(target=lambda: other.append(_open_error(path)))
+        t.start()
+        t.join()
+    assert isinstance(other[0], Image.DecompressionBombError)
     assert (read_label(path) == 7).all()
     with open_image(path) as im:
         assert displayed_size(im) == (100, 120)
@@ -244,6 +263,8 @@ def test_deep_images_follow_one_rule_and_unreadable_tiffs_say_what_they_are(tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # full-range 16-bit colour: its top 8 bits, silently
         assert np.array_equal(read_image(tmp_path / "full16.png"), u8)
+        Image.fromarray(u8).convert("RGB").save(tmp_path / "plain.bmp")
+        read_image(tmp_path / "plain.bmp")
     with pytest.warns(UserWarning, match=r"twelve\.png holds 16-bit colour.*at most 12 of the 16 bits.*almost black"):
         assert read_image(tmp_path / "twelve.png").max() <= 15
     with pytest.warns(UserWarning, match="upload.png holds 16-bit colour"):
@@ -252,6 +273,8 @@ def test_deep_images_follow_one_rule_and_unreadable_tiffs_say_what_they_are(tmp_
     Image.fromarray(grey).save(tmp_path / "grey16.png")
     expected = (grey.astype(np.float32) / grey.max() * 255.0).clip(0, 255).astype(np.uint8)
     assert np.array_equal(read_image(tmp_path / "grey16.png")[..., 0], expected)
+    Image.fromarray(grey.astype(np.float32)).save(tmp_path / "grey_float.tif")  # float: the same numbers
+    assert np.array_equal(read_image(tmp_path / "grey_float.tif")[..., 0], expected)
     ramp = np.linspace(-3, -1, 600, dtype=np.float32).reshape(20, 30)  # all negative (a DEM, HU values)
     ramp[0, 0] = np.nan
     Image.fromarray(ramp).save(tmp_path / "negative.tif")
@@ -260,8 +283,25 @@ def test_deep_images_follow_one_rule_and_unreadable_tiffs_say_what_they_are(tmp_
     signed = np.linspace(-1, 1, 600, dtype=np.float32).reshape(20, 30)  # NDVI-like: the negative half is kept
     Image.fromarray(signed).save(tmp_path / "ndvi.tif")
     assert abs(float(read_image(tmp_path / "ndvi.tif").mean()) - 127.5) < 2
+    lzw = tmp_path / "lzw.tif"  # a cut download is damaged, not an unsupported layout
+    Image.fromarray(u8).save(lzw, compression="tiff_lzw")
+    (tmp_path / "cut.tif").write_bytes(lzw.read_bytes()[:-200])
+    with pytest.raises(ImageReadError, match=r"cut\.tif: a TIFF cut short.*Fix: re-export or remove"):
+        read_image(tmp_path / "cut.tif")
+    with pytest.raises(ImageReadError, match=r"a TIFF cut short.*Fix: send the whole file"):
+        decode_image((tmp_path / "cut.tif").read_bytes(), "cut.tif")
     cv2.imwrite(str(tmp_path / "float_rgb.tif"), rng.random((20, 30, 3)).astype(np.float32))
     for reader in (lambda: read_image(tmp_path / "float_rgb.tif"),
                    lambda: decode_image((tmp_path / "float_rgb.tif").read_bytes(), "float_rgb.tif")):
         with pytest.raises(ImageReadError, match=r"float_rgb\.tif: a TIFF whose sample format.*Fix: convert it to 8-bit"):
             reader()
+
+
+def test_an_atomic_write_that_fails_names_the_destination_not_its_temp_file(tmp_path: Path):
+    """A refused write said 'Permission denied: .a_labels.png.qvi90pcw.tmp' (mkstemp's own name)."""
+    from pixelwise.data.io import atomic_write_bytes
+
+    dest = tmp_path / ("a" * 245 + ".png")  # a legal name whose temp file's name is too long
+    with pytest.raises(OSError) as err:
+        atomic_write_bytes(dest, b"x")
+    assert err.value.filename == str(dest) and not list(tmp_path.iterdir())

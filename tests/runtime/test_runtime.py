@@ -495,6 +495,9 @@ def test_batch_inputs_outputs_and_write_errors_are_told_apart(pair, onnx_model, 
     with pytest.warns(UserWarning, match=r"Left out 2 file\(s\) in .* named as this run.s outputs"):
         again = predict_folder(rt, src, src, progress=False, save_labels=False, save_overlay=True)
     assert [p.name for p in again] == ["a_color.png", "a_overlay.png"]  # no a_labels_color.png
+    (tmp_path / "link").symlink_to(src)  # the same folder through a symlink: the same earlier outputs
+    with pytest.warns(UserWarning, match="Left out 3 file"):
+        predict_folder(rt, src, tmp_path / "link", progress=False)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(ImageReadError) as one:  # one named file: its own error, no list written
@@ -527,8 +530,11 @@ def test_batch_inputs_outputs_and_write_errors_are_told_apart(pair, onnx_model, 
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and said in r.stderr, r.stderr
         assert ".tmp" not in r.stderr and (out != "o3" or str(tmp_path / "o3" / "a_labels.png") in r.stderr)
     r = subprocess.run([*cli, "--out", str(tmp_path / "o5")], capture_output=True, text=True, cwd=ROOT,
-                       env=dict(os.environ, WORLD_SIZE="2"))  # torchrun -m pixelwise.cli: every rank did it all
+                       env=dict(os.environ, WORLD_SIZE="2", LOCAL_RANK="0"))  # torchrun -m pixelwise.cli: every rank did it all
     assert r.returncode == 2 and "pixelwise.inference.distributed" in r.stderr and not (tmp_path / "o5").exists()
+    r = subprocess.run([*cli, "--out", str(tmp_path / "o6")], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, WORLD_SIZE="4"))  # a scheduler's variable alone: one process, fine
+    assert r.returncode == 0, r.stderr
 
 
 def test_import_and_predict_without_torch(onnx_model, pair, tmp_path):
@@ -612,7 +618,8 @@ def test_damaged_or_mismatched_metadata_is_refused_in_one_line(onnx_model, tmp_p
     n = len(good["names"])
     cases = {"cut": json.dumps(good)[:50], "list": "[1, 2]",
              "fields": json.dumps({"format": good["format"], "names": good["names"]}),
-             "colors": json.dumps({**good, "colors": good["colors"][:-1]})}
+             "colors": json.dumps({**good, "colors": good["colors"][:-1]}),
+             "nonames": json.dumps({k: v for k, v in good.items() if k != "names"})}
     for name, text in cases.items():
         model = onnx.load(str(onnx_model))
         for prop in model.metadata_props:
