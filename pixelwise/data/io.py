@@ -27,9 +27,9 @@ _INSIDE_OPEN_IMAGE = threading.local()
 _pillow_bomb_check = getattr(Image, "_decompression_bomb_check", None)
 
 
-def _bomb_check(size: tuple[int, int]) -> None:
+def _bomb_check(*args: object, **kwargs: object) -> None:  # Pillow's arguments passed through as they are
     if not getattr(_INSIDE_OPEN_IMAGE, "depth", 0):
-        _pillow_bomb_check(size)
+        _pillow_bomb_check(*args, **kwargs)
 
 
 if _pillow_bomb_check is not None:

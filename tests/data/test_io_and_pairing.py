@@ -229,6 +229,9 @@ def test_large_images_open_without_lifting_pillows_limit_for_the_process(tmp_pat
     tif = tmp_path / "big.tif"  # Pillow checks a compressed TIFF again when it loads the pixels
     Image.fromarray(np.full((100, 120, 3), 9, np.uint8)).save(tif, compression="tiff_lzw")
     assert (read_image(tif) == 9).all() and (decode_image(tif.read_bytes()) == 9).all()
+    webp = tmp_path / "big.webp"  # Pillow's WebP reader calls the guard with its own keyword
+    Image.fromarray(np.full((100, 120, 3), 9, np.uint8)).save(webp, lossless=True)
+    assert (read_image(webp) == 9).all() and (decode_image(webp.read_bytes()) == 9).all()
     import threading
 
     other: list[BaseException | None] = []
