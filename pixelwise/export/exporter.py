@@ -38,8 +38,12 @@ class ExportResult:
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # unreadable images passed over
 
 
-def default_output(checkpoint: Path, fmt: str, pipeline: bool, precision: str = "fp32") -> Path:
-    stem = checkpoint.stem + ("_pipeline" if pipeline else "") + ("" if precision == "fp32" else f"_{precision}")
+def default_output(checkpoint: Path, fmt: str, pipeline: bool, precision: str = "fp32",
+                   outputs: Sequence[str] = ("labels", "probabilities")) -> Path:
+    """``best.onnx``, ``best_int8.onnx``, ``best_pipeline.onnx``, ``best_pipeline_labels.onnx`` (a
+    labels-only graph must not overwrite the full pipeline made just before it)..."""
+    kind = ("_pipeline" + ("_labels" if tuple(outputs) == ("labels",) else "")) if pipeline else ""
+    stem = checkpoint.stem + kind + ("" if precision == "fp32" else f"_{precision}")
     if fmt == "onnx":
         return checkpoint.with_name(stem + ".onnx")
     if fmt == "torchscript":
@@ -50,10 +54,11 @@ def default_output(checkpoint: Path, fmt: str, pipeline: bool, precision: str = 
 SUFFIXES = {"onnx": (".onnx",), "openvino": (".xml",), "torchscript": (".torchscript", ".ts")}
 
 
-def output_path(out: str | Path | None, checkpoint: Path, fmt: str, pipeline: bool, precision: str) -> Path:
+def output_path(out: str | Path | None, checkpoint: Path, fmt: str, pipeline: bool, precision: str,
+                outputs: Sequence[str] = ("labels", "probabilities")) -> Path:
     """Where ``--out`` puts the export: that file when it has the format's suffix; inside it, under
     the default name, when it is a folder (an existing one, or a name without a suffix)."""
-    default = default_output(checkpoint, fmt, pipeline, precision)
+    default = default_output(checkpoint, fmt, pipeline, precision, outputs)
     if out is None:
         return default
     out = Path(out)
@@ -232,7 +237,7 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
     seg = _load(model)
     _check_options(seg, imgsz, calib_images, min_agreement)
     src = Path(seg.checkpoint) if seg.checkpoint else Path("model.pt")
-    path = output_path(out, src, fmt, pipeline, precision)
+    path = output_path(out, src, fmt, pipeline, precision, outputs)
     ims, files, skipped = (verification_images(images, getattr(seg, "_dataset", None), verify_images)
                            if check else ([], [], []))
     _refuse_if_unreadable("verify", ims, skipped, "--images")

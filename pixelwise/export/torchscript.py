@@ -20,12 +20,16 @@ def export_torchscript(graph: torch.nn.Module, path: Path, meta: ExportMetadata,
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(copy.deepcopy(graph), (dummy,), check_trace=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(traced, str(path), _extra_files={"pixelwise.json": meta.to_json()})
+    with warnings.catch_warnings():  # PyTorch deprecates torch.jit; the README says so once, not each export
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
+        torch.jit.save(traced, str(path), _extra_files={"pixelwise.json": meta.to_json()})
     return path
 
 
 def _load(path: Path) -> torch.jit.ScriptModule:
-    return torch.jit.load(str(path), map_location="cpu").eval()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu").eval()
 
 
 def torchscript_labels(path: Path) -> Callable[[np.ndarray], np.ndarray]:

@@ -239,6 +239,20 @@ def test_out_naming_a_folder_puts_the_default_name_inside(tiny_run, tmp_path, fm
         assert RuntimeSegmenter.load(res.path).meta.graph == "pipeline"
 
 
+def test_default_names_keep_every_kind_of_export_apart():
+    """README order: --pipeline, then --pipeline --outputs labels; both were best_pipeline.onnx,
+    so the second overwrote the first."""
+    from pixelwise.export.exporter import default_output
+
+    ckpt = Path("runs/train/best.pt")
+    names = {default_output(ckpt, fmt, pipe, prec, outs).as_posix()
+             for fmt in ("onnx", "openvino", "torchscript") for pipe in (False, True)
+             for prec in ("fp32", "fp16", "int8") for outs in (("labels", "probabilities"), ("labels",))
+             if pipe or outs == ("labels", "probabilities")}
+    assert len(names) == 3 * (1 + 2) * 3  # format x (plain, pipeline, labels-only pipeline) x precision
+    assert default_output(ckpt, "onnx", True, "fp32", ("labels",)).name == "best_pipeline_labels.onnx"
+
+
 def test_export_without_real_images_is_refused(tmp_path):
     seg = Segmenter(create_model("fcn", "test_efficientnet", 3), ["a", "b", "c"], [], 255, "cpu")
     (tmp_path / "empty").mkdir()
