@@ -86,14 +86,20 @@ def deep_colour(im: Image.Image) -> bool:
     return im.mode in ("RGB", "RGBA") and any(r.startswith(("RGB;16", "RGBA;16", "RGBX;16")) for r in raw)  # not BGR;16 (565)
 
 
-def warn_if_dark(rgb: np.ndarray, name: str | Path) -> None:
-    if rgb.size and int(rgb.max()) < 32:
+def loaded_rgb(im: Image.Image, name: str | Path, as_displayed: bool = True) -> np.ndarray:
+    """Load an opened image and convert it by ``pil_to_rgb``'s rule (EXIF orientation applied
+    unless ``as_displayed`` is off); a 16-bit colour file that comes out dark is named in a warning."""
+    deep = deep_colour(im)  # from the header: loading replaces the tile list
+    im.load()
+    rgb = pil_to_rgb(upright(im) if as_displayed else im)
+    if deep and rgb.size and int(rgb.max()) < 32:
         import warnings
 
         warnings.warn(f"{name} holds 16-bit colour, read as its top 8 bits (as Pillow and OpenCV read it), and "
                       f"its values use at most {int(rgb.max()).bit_length() + 8} of the 16 bits, so it reads almost "
                       "black: convert it to 8-bit with a scale of your own (e.g. value / 16 for 12-bit data).",
                       UserWarning, stacklevel=3)
+    return rgb
 
 
 _ORIENTATION = 0x0112  # EXIF tag; 1 = as stored, 2-8 = mirrored and/or turned
@@ -147,19 +153,18 @@ def decode_errors(path: Path, what: str, missing_fix: str, corrupt_fix: str) -> 
         yield
     except FileNotFoundError:
         raise ImageReadError(f"{what.capitalize()} not found: {path}.", path=path, fix=missing_fix) from None
-    except UnidentifiedImageError:  # Pillow's message only repeats the path: say what the file is
+    except UnidentifiedImageError as exc:  # Pillow's message only repeats the path: say what the file is
         size = path.stat().st_size if path.is_file() else None
-        if size and is_tiff(path) and not tiff_cut_short(path):  # Pillow identifies every TIFF it can lay out
-            raise unsupported_tiff(path, what, damaged_too=True) from None
-        if size and is_tiff(path):
-            raise ImageReadError(f"Cannot decode {what} {path}: a TIFF cut short (its header points past its "
-                                 f"{size} bytes).", path=path, fix=corrupt_fix) from None
+        tiff = tiff_error(path, path, what, exc, corrupt_fix) if size else None
+        if tiff is not None:
+            raise tiff from None
         why = ("the file is empty" if size == 0 else f"its {size} bytes are in no image format Pillow reads"
                if size else "not an image file")
         raise ImageReadError(f"Cannot decode {what} {path}: {why}.", path=path, fix=corrupt_fix) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        if is_tiff(path) and unsupported_layout(exc):
-            raise unsupported_tiff(path, what, exc=exc) from None
+        tiff = tiff_error(path, path, what, exc, corrupt_fix)
+        if tiff is not None:
+            raise tiff from None
         raise ImageReadError(f"Cannot decode {what} {path} ({exc}).", path=path, fix=corrupt_fix) from None
 
 
@@ -167,20 +172,12 @@ TIFF_FIX = ("convert it to 8-bit RGB (e.g. gdal_translate -ot Byte -scale -b 1 -
             "pass predict an HxWx3 uint8 array")
 
 
-def is_tiff(head: Path | bytes) -> bool:
-    """Whether a file (or its first bytes) is a TIFF, classic or BigTIFF, either byte order."""
-    if isinstance(head, Path):
-        try:
-            with open(head, "rb") as fh:
-                head = fh.read(4)
-        except OSError:
-            return False
-    return head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
-
-
-def tiff_cut_short(source: Path | bytes) -> bool:
-    """Whether a TIFF's header points past its end: a cut download (writers put the directory of
-    tags after the pixels), not a layout Pillow lacks."""
+def tiff_error(source: Path | bytes, name: str | Path, what: str, exc: BaseException,
+               cut_fix: str) -> ImageReadError | None:
+    """The error for a TIFF Pillow could not read: one cut short (a download; writers put the
+    directory of tags after the pixels), or a layout Pillow has no decoder for (float colour, more
+    than 4 bands, planar 16-bit), which is not 'corrupt'. None when ``source`` is no TIFF, or its
+    data is plainly damaged: the caller's own message fits."""
     try:
         if isinstance(source, Path):
             size = source.stat().st_size
@@ -188,29 +185,27 @@ def tiff_cut_short(source: Path | bytes) -> bool:
                 head = fh.read(16)
         else:
             size, head = len(source), source[:16]
+    except OSError:
+        return None
+    if head[:4] not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # classic or BigTIFF, either byte order
+        return None
+    if isinstance(exc, UnidentifiedImageError):  # Pillow identifies every TIFF whose layout it reads
         order = "little" if head[:2] == b"II" else "big"
         offset = int.from_bytes(head[8:16] if head[2:4] in (b"+\0", b"\0+") else head[4:8], order)
-    except (OSError, ValueError):
-        return False
-    return offset >= size
+        if offset >= size:
+            return ImageReadError(f"Cannot decode {what} {name}: a TIFF cut short (its header points past its "
+                                  f"{size} bytes).", path=name, fix=cut_fix)
+        return _unsupported_tiff(name, what, ", or a damaged one",
+                                 TIFF_FIX + " (if no other program opens it either, re-export it)")
+    text = str(exc).lower()  # Pillow's words for a layout it lacks, not "decoder error" or "truncated"
+    if any(w in text for w in ("unknown raw mode", "unsupported", "not supported", "unknown pixel mode")):
+        return _unsupported_tiff(name, what, f" ({exc})", TIFF_FIX)
+    return None
 
 
-def unsupported_layout(exc: BaseException) -> bool:
-    """Pillow's words for a pixel layout it has no decoder for, as opposed to damaged data
-    ("decoder error", "truncated", "broken data stream")."""
-    text = str(exc).lower()
-    return any(w in text for w in ("unknown raw mode", "unsupported", "not supported", "unknown pixel mode"))
-
-
-def unsupported_tiff(path: Path | str, what: str = "image", exc: BaseException | None = None,
-                     damaged_too: bool = False) -> ImageReadError:
-    """A valid TIFF that Pillow cannot decode (float colour, more than 4 bands, planar 16-bit) is
-    not 'corrupt': say what kind of file it is, and how to make it readable."""
-    detail = f" ({exc})" if exc is not None else ""
-    return ImageReadError(f"Cannot decode {what} {path}: a TIFF whose sample format or band layout Pillow does not "
-                          f"read (float colour, more than 4 bands, planar 16-bit...){detail}"
-                          + (", or a damaged one" if damaged_too else "") + ".", path=path,
-                          fix=TIFF_FIX + (" (if no other program opens it either, re-export it)" if damaged_too else ""))
+def _unsupported_tiff(name: str | Path, what: str, detail: str, fix: str) -> ImageReadError:
+    return ImageReadError(f"Cannot decode {what} {name}: a TIFF whose sample format or band layout Pillow does not "
+                          f"read (float colour, more than 4 bands, planar 16-bit...){detail}.", path=name, fix=fix)
 
 
 def read_image(path: str | Path,
@@ -223,12 +218,7 @@ def read_image(path: str | Path,
     path = Path(path)
     with decode_errors(path, "image", missing_fix, "re-export or remove this file (it is corrupt or truncated)"):
         with open_image(path) as im:
-            deep = deep_colour(im)
-            im.load()
-            rgb = pil_to_rgb(upright(im) if as_displayed else im)
-    if deep:
-        warn_if_dark(rgb, path)
-    return rgb
+            return loaded_rgb(im, path, as_displayed)
 
 
 def read_label(path: str | Path) -> np.ndarray:

@@ -70,7 +70,8 @@ def leave_out_earlier_outputs(files: list[Path], out_dir: str | Path) -> list[Pa
         warnings.warn(f"Left out {len(earlier)} file(s) in {out_dir} named as this run's outputs ({earlier[0].name}"
                       f"{', ...' if len(earlier) > 1 else ''}): an earlier run's results, not images to segment; "
                       "they are written anew.", UserWarning, stacklevel=2)
-    return [f for f in files if f not in set(earlier)]
+    left_out = set(earlier)
+    return [f for f in files if f not in left_out]
 
 
 def output_stems(files: Sequence[Path]) -> dict[Path, str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pixelwise.data.io import (deep_colour, is_tiff, open_image, pil_to_rgb, read_image as read_image_file,  # numpy + Pillow
-                               tiff_cut_short, unsupported_layout, unsupported_tiff, upright, warn_if_dark)
+from pixelwise.data.io import (loaded_rgb, open_image, pil_to_rgb, read_image as read_image_file,  # numpy + Pillow only
+                               tiff_error, upright)
 from pixelwise.errors import ImageReadError, ImageTooLargeError, first_line
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -61,24 +61,18 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = Non
                 raise ImageTooLargeError(f"Image {name} declares {w}x{h} pixels, above the limit of "
                                          f"{max_pixels}.", path=name, fix="downscale it (or tile it "
                                          "client-side and send the tiles)")
-            deep = deep_colour(im)
-            im.load()
-            rgb = pil_to_rgb(upright(im))  # as displayed, like a file read from disk
-        if deep:
-            warn_if_dark(rgb, name)
-        return rgb
-    except UnidentifiedImageError:  # Pillow's message names its BytesIO object, not the upload
-        if is_tiff(data) and not tiff_cut_short(data):
-            raise unsupported_tiff(name, damaged_too=True) from None
-        if is_tiff(data):
-            raise ImageReadError(f"Cannot decode image {name}: a TIFF cut short (its header points past its "
-                                 f"{len(data)} bytes).", path=name, fix="send the whole file") from None
+            return loaded_rgb(im, name)  # as displayed, like a file read from disk
+    except UnidentifiedImageError as exc:  # Pillow's message names its BytesIO object, not the upload
+        tiff = tiff_error(data, name, "image", exc, "send the whole file")
+        if tiff is not None:
+            raise tiff from None
         raise ImageReadError(f"Cannot decode image {name}: " + (f"its {len(data)} bytes are in no image format "
                              "Pillow reads." if data else "the upload is empty."),
                              path=name, fix="send a valid PNG, JPEG, BMP, TIFF or WebP file") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        if is_tiff(data) and unsupported_layout(exc):
-            raise unsupported_tiff(name, exc=exc) from None
+        tiff = tiff_error(data, name, "image", exc, "send the whole file")
+        if tiff is not None:
+            raise tiff from None
         raise ImageReadError(f"Cannot decode image {name} ({type(exc).__name__}: {exc}).", path=name,
                              fix="send a valid PNG, JPEG, BMP, TIFF or WebP file") from None
 
