@@ -82,43 +82,42 @@ def check_options(*, probabilities: bool, scales: Sequence[float] | None, tile: 
     (``switches``: flip, confidence... must be booleans; "no" is truthy).
 
     Returns the tile overlap to use: ``overlap``, or when None 64 pixels (at most half the tile)."""
-    error = ConfigError
     for name, value in (("probabilities", probabilities), *switches.items()):
         if not isinstance(value, (bool, np.bool_)):
-            raise error(f"{name}={value!r} is not True or False.", fix=f"pass {name}=True or {name}=False")
+            raise ConfigError(f"{name}={value!r} is not True or False.", fix=f"pass {name}=True or {name}=False")
     scales = checked_scales(scales)
     for name, value in (("tile", tile), ("overlap", overlap)):
         if value is not None and not _whole(value):
-            raise error(f"{name}={value!r} is not a whole number of pixels.", fix=f"pass {name} as an int, e.g. "
-                        + ("1024" if name == "tile" else "64"))
+            raise ConfigError(f"{name}={value!r} is not a whole number of pixels.", fix=f"pass {name} as an int, e.g. "
+                              + ("1024" if name == "tile" else "64"))
     if tile is not None and (not _whole(batch) or batch < 1):
-        raise error(f"batch={batch!r} is not a positive number of tiles per call.",
-                    fix="use batch=4 (tiles run together; more uses more memory)")
+        raise ConfigError(f"batch={batch!r} is not a positive number of tiles per call.",
+                          fix="use batch=4 (tiles run together; more uses more memory)")
     for s in scales or ():
         if not 0 < s <= MAX_SCALE:
-            raise error(f"Test-time scale {s:g} is outside (0, {MAX_SCALE:g}]: the image would be predicted "
-                        f"at {s:g}x its size.", fix="use scales around 1, e.g. 0.75,1,1.25")
+            raise ConfigError(f"Test-time scale {s:g} is outside (0, {MAX_SCALE:g}]: the image would be predicted "
+                              f"at {s:g}x its size.", fix="use scales around 1, e.g. 0.75,1,1.25")
     if tile is None:
         if overlap is not None:
-            raise error(f"overlap={overlap} applies to tiled prediction only.",
-                        fix="pass tile=SIZE as well (e.g. 1024), or drop overlap")
+            raise ConfigError(f"overlap={overlap} applies to tiled prediction only.",
+                              fix="pass tile=SIZE as well (e.g. 1024), or drop overlap")
         return 0
     if overlap is None:
         overlap = min(DEFAULT_OVERLAP, tile // 2)
     if tile < stride:
-        raise error(f"Tile size {tile} is below the network's stride ({stride}).",
-                    fix=f"use tiles of at least {stride} pixels (512-1024 is typical), or whole-image mode (no tile)")
+        raise ConfigError(f"Tile size {tile} is below the network's stride ({stride}).",
+                          fix=f"use tiles of at least {stride} pixels (512-1024 is typical), or whole-image mode (no tile)")
     if not 0 <= overlap <= tile // 2:
-        raise error(f"Tile overlap {overlap} is outside 0..{tile // 2} (half the tile of {tile}).",
-                    fix="use an overlap of at most half the tile (default: 64, or half a smaller tile)")
+        raise ConfigError(f"Tile overlap {overlap} is outside 0..{tile // 2} (half the tile of {tile}).",
+                          fix="use an overlap of at most half the tile (default: 64, or half a smaller tile)")
     # Tiled mode keeps no CxHxW map and runs one scale: refuse what needs them.
     if probabilities:
-        raise error("probabilities=True is not available in tiled mode "
-                    "(a full CxHxW map would defeat the memory bound).",
-                    fix="use confidence=True, or whole-image mode (no tile)")
+        raise ConfigError("probabilities=True is not available in tiled mode "
+                          "(a full CxHxW map would defeat the memory bound).",
+                          fix="use confidence=True, or whole-image mode (no tile)")
     if scales:
-        raise error("Multi-scale TTA (scales) is not available in tiled mode.",
-                    fix="use flip=True, or whole-image mode (no tile)")
+        raise ConfigError("Multi-scale TTA (scales) is not available in tiled mode.",
+                          fix="use flip=True, or whole-image mode (no tile)")
     return overlap
 
 
