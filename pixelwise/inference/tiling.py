@@ -62,4 +62,5 @@ def tiled_predict(seg: Any, image: np.ndarray, tile: int = 512, overlap: int = 6
     if f:  # blend the decoder's stride-level logits, as the runtime does for exported models
         return tiled_labels_lowres(image, torch_lowres_scorer(seg, flip), seg.num_classes, f, seg.model.stride,
                                    tile, overlap, batch, out, confidence_out=confidence_out)
-    return tiled_labels(image, torch_scorer(seg, flip), seg.num_classes, tile, overlap, batch, out, confidence_out)
+    return tiled_labels(image, torch_scorer(seg, flip), seg.num_classes, tile, overlap, batch, out, confidence_out,
+                        multiple=int(seg.model.stride))

@@ -243,7 +243,8 @@ class RuntimeSegmenter(DrawMixin):
                                              self.meta.input_multiple, tile, overlap, batch, confidence_out=conf)
                 return Prediction(labels, None, src, conf, names=self.names)
             fn = self._tta_fn(flip)
-            labels = tiled_labels(image, fn, self.num_classes, tile, overlap, batch, confidence_out=conf)
+            labels = tiled_labels(image, fn, self.num_classes, tile, overlap, batch, confidence_out=conf,
+                                  multiple=self.meta.stride)
             return Prediction(labels, None, src, conf, names=self.names)
         if not (probabilities or confidence or flip or scales) and self.has_labels_output:
             return Prediction(self.labels(image[None])[0], None, src, None, names=self.names)

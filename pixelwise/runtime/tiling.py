@@ -140,17 +140,26 @@ def _add_tiles(acc: np.ndarray, wsum: np.ndarray, xs: list[int], scores: np.ndar
         wsum[:, x:x + w] += window
 
 
+def _tile_side(length: int, tile: int, multiple: int) -> int:
+    """``tile`` rounded down to a multiple of ``multiple`` (at least one), at most ``length``: a
+    tile that is not a multiple of the network's stride would be padded inside by the model, and
+    its labels would come from less image than the tile holds."""
+    return min(length, max(multiple, tile // multiple * multiple))
+
+
 def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: int = 512,
                  overlap: int = 64, batch: int = 4, out: np.ndarray | None = None,
-                 confidence_out: np.ndarray | None = None, progress: Callable[[int], None] | None = None
-                 ) -> np.ndarray:
+                 confidence_out: np.ndarray | None = None, progress: Callable[[int], None] | None = None,
+                 multiple: int = 1) -> np.ndarray:
     """Label map (HxW uint8) of ``image`` (HxWx3 uint8, may be a memmap) computed tile by tile.
 
     ``confidence_out`` (HxW float32, optional) receives the max softmax probability of the blended
     scores (logits, or a pipeline export's log-probabilities: ``RuntimeSegmenter.additive_scores``).
+    ``multiple``: the network's stride; tiles are rounded down to it, as ``tiled_labels_lowres``
+    rounds them, so the two blendings see the same tiles' worth of image.
     """
     H, W = image.shape[:2]
-    th, tw = min(tile, H), min(tile, W)
+    th, tw = _tile_side(H, tile, multiple), _tile_side(W, tile, multiple)
     overlap = max(0, min(overlap, min(th, tw) // 2))
     ys = tile_starts(H, th, max(1, th - overlap))
     xs = tile_starts(W, tw, max(1, tw - overlap))
@@ -185,8 +194,8 @@ def tiled_labels(image: np.ndarray, score_fn: ScoreFn, num_classes: int, tile: i
     return out
 
 
-def tile_count(shape: tuple[int, int], tile: int, overlap: int) -> int:
-    th, tw = min(tile, shape[0]), min(tile, shape[1])
+def tile_count(shape: tuple[int, int], tile: int, overlap: int, multiple: int = 1) -> int:
+    th, tw = _tile_side(shape[0], tile, multiple), _tile_side(shape[1], tile, multiple)
     overlap = max(0, min(overlap, min(th, tw) // 2))
     return len(tile_starts(shape[0], th, max(1, th - overlap))) * len(tile_starts(shape[1], tw, max(1, tw - overlap)))
 

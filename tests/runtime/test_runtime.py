@@ -163,7 +163,8 @@ def test_a_pipeline_export_averages_views_and_tiles_like_the_checkpoint(pair, ti
     for flip in (False, True):
         a = pipe.predict(image, tile=112, overlap=48, confidence=True, flip=flip)
         conf = np.empty(image.shape[:2], np.float32)
-        labels = tiled_labels(image, rt._tta_fn(flip), rt.num_classes, 112, 48, confidence_out=conf)
+        labels = tiled_labels(image, rt._tta_fn(flip), rt.num_classes, 112, 48, confidence_out=conf,
+                              multiple=rt.meta.stride)
         assert (a.labels == labels).mean() > 0.9999, flip
         assert np.abs(a.confidence - conf).max() < 1e-4, flip
 
