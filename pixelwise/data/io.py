@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -36,13 +37,24 @@ if _pillow_bomb_check is not None:
     Image._decompression_bomb_check = _bomb_check  # module attribute: Image.open and the plugins look it up
 
 
+# The formats the README documents, and PNM/TGA (Pillow's names; "JPEG" also opens cameras'
+# multi-picture MPO files). Uploads are limited to them: in these, opening reads only the header,
+# so the server's declared-size check runs before any pixel is decoded; Pillow's ICO and ICNS
+# plugins decode the whole picture when opened, and its DDS plugin raises NotImplementedError.
+UPLOAD_FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP", "GIF", "PPM", "TGA")
+
+
 @contextmanager
-def open_image(fp: str | Path | object) -> Iterator[Image.Image]:
+def open_image(fp: str | Path | object, formats: tuple[str, ...] | None = None) -> Iterator[Image.Image]:
     """``Image.open`` without Pillow's decompression-bomb limit, on this thread, for the ``with``
-    block (loading the pixels included). The server checks an upload's declared size itself."""
+    block (loading the pixels included). The server checks an upload's declared size itself.
+    ``formats``: only these Pillow formats (None: any Pillow reads, for the user's own files)."""
+    if formats is not None:
+        Image.init()
+        formats = tuple(f for f in formats if f in Image.OPEN)  # a Pillow built without one (WebP) lacks it
     _INSIDE_OPEN_IMAGE.depth = getattr(_INSIDE_OPEN_IMAGE, "depth", 0) + 1
     try:
-        with Image.open(fp) as im:
+        with Image.open(fp, formats=formats) as im:
             yield im
     finally:
         _INSIDE_OPEN_IMAGE.depth -= 1
@@ -161,7 +173,8 @@ def decode_errors(path: Path, what: str, missing_fix: str, corrupt_fix: str) -> 
         why = ("the file is empty" if size == 0 else f"its {size} bytes are in no image format Pillow reads"
                if size else "not an image file")
         raise ImageReadError(f"Cannot decode {what} {path}: {why}.", path=path, fix=corrupt_fix) from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, NotImplementedError, EOFError, struct.error) as exc:
+        # NotImplementedError: a DDS or other plugin's variant that Pillow does not decode
         tiff = tiff_error(path, path, what, exc, corrupt_fix)
         if tiff is not None:
             raise tiff from None

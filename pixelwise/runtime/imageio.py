@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pixelwise.data.io import (loaded_rgb, open_image, pil_to_rgb, read_image as read_image_file,  # numpy + Pillow only
-                               tiff_error, upright)
-from pixelwise.errors import ImageReadError, ImageTooLargeError, first_line
+from pixelwise.data.io import (UPLOAD_FORMATS, loaded_rgb, open_image, pil_to_rgb,  # numpy + Pillow only
+                               read_image as read_image_file, tiff_error, upright)
+from pixelwise.errors import ImageReadError, ImageTooLargeError, PixelwiseError, first_line
+
+UPLOAD_FIX = "send a PNG, JPEG, TIFF, BMP, WebP, GIF, PNM or TGA file"
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -52,10 +54,13 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = Non
     """Encoded bytes (PNG/JPEG/...) -> HxWx3 uint8 RGB; ImageReadError when not an image.
 
     ``max_pixels`` is checked against the size the file's header declares, before decoding:
-    a few hundred kilobytes of PNG can declare 40000x40000 pixels (4.8 GB as RGB).
+    a few hundred kilobytes of PNG can declare 40000x40000 pixels (4.8 GB as RGB). Only
+    ``UPLOAD_FORMATS`` are opened: they read only their header on open.
+    Any exception while decoding these bytes means they are no image this server reads (400), not
+    a server error: the bytes come from a client.
     """
     try:
-        with open_image(io.BytesIO(data)) as im:  # max_pixels is the limit here
+        with open_image(io.BytesIO(data), formats=UPLOAD_FORMATS) as im:  # max_pixels is the limit here
             w, h = im.size
             if max_pixels is not None and w * h > max_pixels:
                 raise ImageTooLargeError(f"Image {name} declares {w}x{h} pixels, above the limit of "
@@ -66,15 +71,17 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = Non
         tiff = tiff_error(data, name, "image", exc, "send the whole file")
         if tiff is not None:
             raise tiff from None
-        raise ImageReadError(f"Cannot decode image {name}: " + (f"its {len(data)} bytes are in no image format "
-                             "Pillow reads." if data else "the upload is empty."),
-                             path=name, fix="send a valid PNG, JPEG, BMP, TIFF or WebP file") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(f"Cannot decode image {name}: " + (f"its {len(data)} bytes are in none of the formats "
+                             "this reads (PNG, JPEG, TIFF, BMP, WebP, GIF, PNM, TGA)." if data else "the upload is empty."),
+                             path=name, fix=UPLOAD_FIX) from None
+    except (PixelwiseError, MemoryError):
+        raise
+    except Exception as exc:  # OSError, SyntaxError, ValueError, struct.error... from a plugin on bad bytes
         tiff = tiff_error(data, name, "image", exc, "send the whole file")
         if tiff is not None:
             raise tiff from None
-        raise ImageReadError(f"Cannot decode image {name} ({type(exc).__name__}: {exc}).", path=name,
-                             fix="send a valid PNG, JPEG, BMP, TIFF or WebP file") from None
+        raise ImageReadError(f"Cannot decode image {name} ({type(exc).__name__}: {first_line(exc)}).", path=name,
+                             fix=UPLOAD_FIX) from None
 
 
 def ensure_rgb(image: np.ndarray, where: str | Path = "array") -> np.ndarray:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, Security, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import JSONResponse, Response
 
@@ -26,6 +27,14 @@ from pixelwise.serve.models import describe
 from pixelwise.serve.schema import SEGMENT_RESPONSES, error_responses
 
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
+CLIENT_GONE = 499  # nginx's "client closed request": in the access log, never seen by the client
+
+
+def accepted_type(content_type: str | None) -> bool:
+    """An upload's media type, parameters dropped: ``image/*`` or ``application/octet-stream``
+    (a prefix match let 'application/octet-streamjunk' through). None or empty: not said, accepted."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return not media or media.startswith("image/") or media == "application/octet-stream"
 
 
 class RequestRefused(PixelwiseError):
@@ -58,10 +67,17 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
     paths = paths or {}
     stats = {"requests": 0, "errors": 0, "started": time.time()}
 
-    def check_key(request: Request) -> None:
+    # The key's two forms, declared as OpenAPI security schemes so that /docs ("Authorize") and
+    # client generators send it; without a key the API declares none.
+    key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's --api-key")
+    bearer = HTTPBearer(auto_error=False, description="the server's --api-key as 'Authorization: Bearer KEY'")
+
+    def check_key(request: Request, _key: Any = Security(key_header), _bearer: Any = Security(bearer)) -> None:
         # ApiKeyGate answers first; this keeps a route safe if it is ever mounted without the gate.
-        if api_key is not None and not key_matches(request.headers, api_key):
+        if not key_matches(request.headers, api_key):
             raise HTTPException(401, KEY_HELP)
+
+    keyed = [Depends(check_key)] if api_key is not None else []
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -85,17 +101,19 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
         return JSONResponse({"detail": f"Internal error ({type(exc).__name__}). Fix: retry; if it persists, "
                                        "report it with the server's log"}, status_code=500)
 
+    @app.head("/health", include_in_schema=False)  # load balancers' checks
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "models": list(models), "uptime_s": round(time.time() - stats["started"], 1),
                 "requests": stats["requests"], "errors": stats["errors"]}
 
-    @app.get("/v1/models", dependencies=[Depends(check_key)], responses=error_responses(401))
+    @app.get("/v1/models", dependencies=keyed, responses=error_responses(401))
     def list_models() -> dict:
         return {"default": default, "models": [describe(n, m, paths.get(n)) for n, m in models.items()]}
 
-    @app.post("/v1/segment", dependencies=[Depends(check_key)], responses=SEGMENT_RESPONSES)
-    async def segment(file: UploadFile = File(..., description="image file (PNG, JPEG, ...)"),
+    @app.post("/v1/segment", dependencies=keyed, responses=SEGMENT_RESPONSES)
+    async def segment(request: Request,
+                      file: UploadFile = File(..., description="image file (PNG, JPEG, TIFF, BMP, WebP, GIF)"),
                       model: str | None = Query(None, description="model name (GET /v1/models)"),
                       output: str = Query("labels", pattern="^(labels|overlay|color|json)$",
                                           description="labels: PNG of class ids; overlay/color: RGB PNG; "
@@ -105,14 +123,16 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
         name = model or default
         if name not in models:
             raise HTTPException(404, f"Unknown model '{name}'. Fix: use one of {list(models)} (GET /v1/models).")
-        ctype = (file.content_type or "").lower()
-        if ctype and not ctype.startswith(ACCEPTED_TYPES):
-            raise HTTPException(415, f"Unsupported media type '{ctype}' for {file.filename}. "
-                                     "Fix: upload an image (PNG, JPEG, BMP, TIFF, WebP).")
+        if not accepted_type(file.content_type):
+            raise HTTPException(415, f"Unsupported media type '{file.content_type}' for {file.filename}. "
+                                     "Fix: upload an image (PNG, JPEG, TIFF, BMP, WebP, GIF).")
+        if len((await request.form()).getlist("file")) > 1:  # parsed once: FastAPI's own form, cached
+            raise HTTPException(400, "More than one 'file' field in the request: the server segments one image "
+                                     "per request. Fix: send each image in its own request.")
         data = await file.read()
         seg = models[name]
 
-        def handle() -> tuple[tuple[int, int], bytes | dict]:
+        def handle() -> tuple[tuple[int, int, bool], bytes | dict]:  # (width, height, tiled), the body
             # Decoding, inference and encoding all in one pool thread: off the event loop, and no
             # more of them at once than ``workers``. The size is checked from the header first.
             image = decode_image(data, file.filename or "upload", max_pixels)
@@ -126,7 +146,7 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
                     + ".", fix=("drop flip" if flip else "send a smaller image")
                     + ", or serve an export with --outputs labels,probabilities")
             labels = seg.predict(image, flip=flip, **({"tile": tile, "overlap": overlap} if big else {})).labels
-            size = (int(image.shape[1]), int(image.shape[0]))
+            size = (int(image.shape[1]), int(image.shape[0]), big)
             if output == "labels":
                 return size, encode_png(labels)  # 16-bit PNG for models above 256 classes
             if output == "color":
@@ -141,7 +161,10 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
             return size, body
 
         try:
-            (width, height), result = await anyio.to_thread.run_sync(handle, limiter=limiter)
+            async with limiter:  # queued for a worker; a client that left meanwhile costs no inference
+                if await request.is_disconnected():
+                    return Response(status_code=CLIENT_GONE)
+                (width, height, tiled), result = await anyio.to_thread.run_sync(handle)
         except ImageTooLargeError as exc:
             raise HTTPException(413, str(exc)) from None
         except RequestRefused as exc:
@@ -149,6 +172,8 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
         except ImageReadError as exc:
             raise HTTPException(400, str(exc)) from None
         headers = {"X-Model": header_name(name), "X-Image-Size": f"{width}x{height}"}
+        if tiled:  # labels then differ from whole-image prediction on class boundaries
+            headers["X-Tiled"] = f"tile={tile}, overlap={overlap}"
         if isinstance(result, dict):
             return JSONResponse(result, headers=headers)
         return Response(result, media_type="image/png", headers=headers)

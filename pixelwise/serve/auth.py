@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from pixelwise.serve.limits import Receive, Scope, Send, _reply
 
 PROTECTED_PREFIX = "/v1/"  # /health and the OpenAPI docs stay open, as load balancers and humans need them
+BODY_METHODS = ("POST", "PUT", "PATCH")  # on any path: the upload limits hold a slot for any request body
 KEY_HELP = "Missing or wrong API key. Fix: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'."
 
 
@@ -35,15 +36,21 @@ def route_path(scope: dict) -> str:
     return path
 
 
+def needs_key(scope: dict) -> bool:
+    """``/v1/*``, and any request with a body: a key-less POST to /health (405 once read) would
+    otherwise hold an upload slot while it trickled its body, and keyed clients got 503."""
+    return route_path(scope).startswith(PROTECTED_PREFIX) or scope.get("method") in BODY_METHODS
+
+
 class ApiKeyGate:
-    """401 for ``/v1/*`` requests without the key, before their bodies are read."""
+    """401 for requests that need the key (``needs_key``) without it, before their bodies are read."""
 
     def __init__(self, app: Callable, api_key: str):
         self.app = app
         self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and route_path(scope).startswith(PROTECTED_PREFIX):
+        if scope["type"] == "http" and needs_key(scope):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
             if not key_matches(headers, self.api_key):
                 await _reply(send, 401, KEY_HELP, [(b"www-authenticate", b"Bearer")])

@@ -49,6 +49,7 @@ _ERRORS = {
     415: "the upload's Content-Type is not an image type",
     422: "a missing multipart field 'file', or a query option out of its range (e.g. output=gif)",
     503: "too many uploads in progress (--max-pending); retry after the Retry-After header's seconds",
+    500: "a fault in the server, not in the request (the traceback is in the server's log)",
 }
 
 
@@ -60,11 +61,14 @@ _RESULT_HEADERS = {
     "X-Model": {"description": "the model that answered (percent-encoded when its name is not plain printable ASCII "
                            "or holds %)", "schema": {"type": "string"}},
     "X-Image-Size": {"description": "WIDTHxHEIGHT of the uploaded image", "schema": {"type": "string"}},
+    "X-Tiled": {"description": "present when the image, above 2048x2048 pixels, was predicted tile by tile: "
+                               "'tile=T, overlap=O' (labels then differ from whole-image prediction on some "
+                               "class boundaries)", "schema": {"type": "string"}},
 }
 
 SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": SegmentResult, "headers": _RESULT_HEADERS,
           "description": "output=labels: PNG of class ids (8-bit; 16-bit above 256 classes); color/overlay: RGB PNG; json: class areas and masks",
           "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
-    **error_responses(400, 401, 404, 408, 413, 415, 422, 503),
+    **error_responses(400, 401, 404, 408, 413, 415, 422, 503, 500),
 }

@@ -70,6 +70,18 @@ def test_corrupt_image_names_the_file(tmp_path: Path):
     assert "Fix:" in str(err.value)
 
 
+def test_a_file_in_a_variant_pillow_cannot_decode_is_an_image_error(tmp_path: Path):
+    """Pillow's DDS plugin raises NotImplementedError for pixel formats it lacks: a traceback."""
+    import struct
+
+    dds = tmp_path / "texture.dds"
+    dds.write_bytes(b"DDS " + struct.pack("<7I", 124, 0x1007, 48, 64, 0, 0, 0) + b"\0" * 44
+                    + struct.pack("<2I", 32, 0) + b"\0" * 104)
+    with pytest.raises(ImageReadError, match="texture.dds") as err:
+        read_image(dds)
+    assert "Fix:" in str(err.value)
+
+
 def test_rgb_label_is_refused(tmp_path: Path):
     p = tmp_path / "rgb.png"
     arr = np.zeros((4, 4, 3), np.uint8)

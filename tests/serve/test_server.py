@@ -161,7 +161,7 @@ def test_large_images_are_predicted_tile_by_tile(onnx_model, image_file):
     app = create_app({"m": rt}, tile_above=image.shape[0] * image.shape[1] - 1, tile=64, overlap=16)
     with LiveServer(app) as url:
         r = httpx.post(f"{url}/v1/segment", files={"file": (image_file.name, image_file.read_bytes(), "image/jpeg")})
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.headers["x-tiled"] == "tile=64, overlap=16"
     np.testing.assert_array_equal(_png(r.content), tiled)
 
 
@@ -373,6 +373,14 @@ def test_without_the_key_an_upload_is_refused_before_its_body_and_takes_no_place
             r = httpx.post(f"{url}/v1/segment", headers={"X-API-Key": "s3cret"},
                            files={"file": ("a.jpg", image_file.read_bytes(), "image/jpeg")})
             assert r.status_code == 200  # the only place was not taken by the keyless upload
+        # The gate covered /v1/ only, the limits every body: a keyless POST to /health or to no
+        # route at all held the place while it trickled, and keyed uploads got 503.
+        for path in (b"/health", b"/nowhere"):
+            with socket.create_connection(address) as intruder:
+                intruder.sendall(UPLOAD_HEAD.replace(b"/v1/segment", path))
+                answer, took = _answer_and_time(intruder)
+                assert answer.startswith(b"HTTP/1.1 401") and took < 2, (path, answer[:60])
+        assert httpx.head(f"{url}/health").status_code == 200  # no body, no key: load balancers' checks
 
 
 def test_a_body_trickled_below_the_minimum_rate_gets_408(onnx_model, image_file):
@@ -511,3 +519,82 @@ def test_slow_request_headers_get_408_and_the_connection_is_closed(onnx_model, i
         assert httpx.get(f"{url}/health").status_code == 200
     with pytest.raises(ServeError, match="--header-timeout 0 would refuse every request"):
         serve([str(onnx_model)], header_timeout=0)
+
+
+def _ico_holding(png: bytes) -> bytes:
+    """An ICO whose directory declares 16x16 and whose picture is ``png``, of any size."""
+    return struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 16, 16, 0, 0, 1, 32, len(png), 22) + png
+
+
+def test_uploads_outside_the_documented_formats_are_refused_before_decoding(live, image_file):
+    """Pillow's ICO plugin decodes its picture when the file is opened, before the declared-size
+    check could refuse it (258 KB decoded to 81 megapixels; 5 MB would be 4.8 GB); its DDS plugin
+    raised NotImplementedError, answered 500. Uploads are opened as the README's formats only."""
+    dds = (b"DDS " + struct.pack("<7I", 124, 0x1007, 48, 64, 0, 0, 0) + b"\0" * 44 + struct.pack("<2I", 32, 0)
+           + b"\0" * 104)
+    for name, data in (("bomb.ico", _ico_holding(_png_bomb(20000))), ("odd.dds", dds)):
+        r = httpx.post(f"{live}/v1/segment", files={"file": (name, data, "image/png")})
+        assert r.status_code == 400, (name, r.status_code, r.text)
+        assert name in r.json()["detail"] and "none of the formats" in r.json()["detail"], r.text
+    for ctype in ("application/octet-streamjunk", "imagery/png"):  # prefix matches let these through
+        r = httpx.post(f"{live}/v1/segment", files={"file": ("a.jpg", image_file.read_bytes(), ctype)})
+        assert r.status_code == 415, (ctype, r.status_code)
+    r = httpx.post(f"{live}/v1/segment", files={"file": ("a.jpg", image_file.read_bytes(), "image/jpeg; q=1")})
+    assert r.status_code == 200
+    two = [("file", ("a.jpg", image_file.read_bytes(), "image/jpeg")), ("file", ("b.txt", b"hi", "image/png"))]
+    r = httpx.post(f"{live}/v1/segment", files=two)  # the last part was used silently
+    assert r.status_code == 400 and "one image per request" in r.json()["detail"]
+    assert httpx.get(f"{live}/health").json()["status"] == "ok"
+
+
+def test_openapi_declares_the_api_key_only_when_the_server_has_one(onnx_model, live):
+    """/docs could not send the key ("Authorize" had nothing to fill in), nor could generated clients."""
+    from pixelwise.serve.app import create_app
+
+    keyed = create_app({"m": RuntimeSegmenter.load(onnx_model)}, api_key="s3cret").openapi()
+    schemes = keyed["components"]["securitySchemes"]
+    assert {("in", "header"), ("name", "X-API-Key")} <= set(schemes["APIKeyHeader"].items())
+    assert schemes["HTTPBearer"]["scheme"] == "bearer"
+    for path, method in (("/v1/segment", "post"), ("/v1/models", "get")):
+        assert keyed["paths"][path][method]["security"], path
+    assert "security" not in keyed["paths"]["/health"]["get"]
+    open_doc = httpx.get(f"{live}/openapi.json").json()
+    assert "securitySchemes" not in open_doc.get("components", {})
+    assert "security" not in open_doc["paths"]["/v1/segment"]["post"]
+
+
+def test_a_queued_upload_whose_client_left_is_not_predicted(onnx_model, image_file):
+    """Inference ran for clients that had hung up: four abandoned 56 KB uploads of a flat
+    4000x4000 PNG kept the next request waiting a minute."""
+    from pixelwise.serve.app import create_app
+
+    release, calls = threading.Event(), []
+
+    class GatedSegmenter(RuntimeSegmenter):  # the real model; its first call waits for the test
+        def predict(self, *args, **kw):
+            calls.append(1)
+            if len(calls) == 1:
+                release.wait(30)
+            return super().predict(*args, **kw)
+
+    app = create_app({"m": GatedSegmenter.load(onnx_model)}, workers=1)
+    data = image_file.read_bytes()
+    with LiveServer(app) as url:
+        post = lambda: httpx.post(f"{url}/v1/segment", files={"file": ("a.jpg", data, "image/jpeg")}, timeout=30)  # noqa: E731
+        first = threading.Thread(target=lambda: calls.append(post().status_code))
+        first.start()
+        while not calls:  # the only worker is busy with the first upload
+            time.sleep(0.02)
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
+                b"Content-Type: image/jpeg\r\n\r\n" + data + b"\r\n--b--\r\n")
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as leaving:
+            leaving.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                            b"boundary=b\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            time.sleep(0.5)  # read and queued behind the first
+        time.sleep(0.3)  # the server sees the connection closed
+        release.set()
+        first.join(30)
+        assert post().status_code == 200
+        health = httpx.get(f"{url}/health").json()
+    assert calls.count(1) == 2, calls  # the first upload and the last: the abandoned one was skipped
+    assert health["requests"] == 3 and health["errors"] == 1
