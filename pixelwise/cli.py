@@ -221,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "memory bounded by the tile)")
     r.add_argument("--overlap", type=int, help="tile overlap in pixels (with --tile; default 64, at most half the tile)")
     r.add_argument("--save", type=outputs_arg, help="files per image, comma-separated: labels (class ids), "
-                   "color, overlay, confidence (default labels,color,overlay; labels alone is fastest)")
+                   "color, overlay, confidence (default labels,color,overlay; labels alone is fastest); PNG, "
+                   "or GeoTIFF with the input's georeferencing for a GeoTIFF")
     r.add_argument("--confidence", action="store_true", help="also write <stem>_confidence.png "
                                                              "(max class probability x 255)")
     r.add_argument("--areas", action="store_true", help="also write areas.csv: each image's share of every class")

@@ -50,6 +50,7 @@ def expand_sources(src: str | Path) -> list[Path]:
 
 
 OUTPUT_KINDS = ("labels", "color", "overlay", "confidence")
+OUTPUT_SUFFIXES = (".png", ".tif")  # .tif: the outputs of a GeoTIFF, georeferenced as it is (runtime/georef.py)
 
 
 def leave_out_earlier_outputs(files: list[Path], out_dir: str | Path) -> list[Path]:
@@ -58,13 +59,13 @@ def leave_out_earlier_outputs(files: list[Path], out_dir: str | Path) -> list[Pa
     (writing ``a_labels_color.png``), or refused as an input about to be overwritten. Only files
     in ``out_dir`` named exactly as this run's outputs of its other inputs count."""
     out = os.path.realpath(out_dir)  # as refuse_overwriting_inputs compares: a symlinked --out is the same folder
-    suffixes = tuple(f"_{k}.png" for k in OUTPUT_KINDS)
+    suffixes = tuple(f"_{k}{ext}" for k in OUTPUT_KINDS for ext in OUTPUT_SUFFIXES)
     candidates = {f for f in files if f.name.endswith(suffixes) and os.path.commonpath([out, os.path.realpath(f)]) == out}
     if not candidates:
         return files
     rest = [f for f in files if f not in candidates]
     stems = output_stems(rest)
-    ours = {os.path.join(out, f"{stems[f]}_{k}.png") for f in rest for k in OUTPUT_KINDS}
+    ours = {os.path.join(out, f"{stems[f]}_{k}{ext}") for f in rest for k in OUTPUT_KINDS for ext in OUTPUT_SUFFIXES}
     earlier = [f for f in files if f in candidates and os.path.realpath(f) in ours]
     if earlier:
         warnings.warn(f"Left out {len(earlier)} file(s) in {out_dir} named as this run's outputs ({earlier[0].name}"
@@ -171,7 +172,8 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
                    areas_csv: str | None = None, names_by_file: dict[Path, str] | None = None,
                    **predict_kw: Any) -> list[Path]:
     """Predict every image; write ``<stem>_labels.png`` / ``_color.png`` / ``_overlay.png``, and
-    ``<stem>_confidence.png`` (max class probability x 255) with ``save_confidence``.
+    ``<stem>_confidence.png`` (max class probability x 255) with ``save_confidence``. The outputs
+    of a GeoTIFF are GeoTIFFs (``<stem>_labels.tif`` ...) with its georeferencing, for GIS tools.
 
     ``predict_kw`` goes to ``model.predict`` (``tile``/``overlap`` for huge images, ``flip``,
     ``scales``). ``areas_csv``: a CSV in ``out_dir`` with each image's share of every class.
@@ -184,6 +186,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     predicted an ``UnreadableImagesError`` (carrying ``written`` and ``skipped``) reports it.
     ``skip_unreadable=False`` raises at the first such file instead."""
     from pixelwise.data.io import atomic_write_bytes  # numpy + Pillow only
+    from pixelwise.runtime.georef import encode_geotiff, read_georef
     from pixelwise.runtime.imageio import encode_png, read_image
 
     if save_confidence:
@@ -196,7 +199,9 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     out = Path(out_dir)
     kinds = [k for k, on in (("labels", save_labels), ("color", save_color), ("overlay", save_overlay),
                              ("confidence", save_confidence)) if on]  # the files written per image
-    refuse_overwriting_inputs(list(stems), [out / f"{stems[f]}_{k}.png" for f in files for k in kinds]
+    georefs = {f: read_georef(f) for f in files}  # TIFF headers only
+    ext = {f: ".tif" if georefs[f] else ".png" for f in files}
+    refuse_overwriting_inputs(list(stems), [out / f"{stems[f]}_{k}{ext[f]}" for f in files for k in kinds]
                               + ([out / areas_csv] if areas_csv else []))
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -228,8 +233,9 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
                 arr = np.round(pred.confidence * 255).astype(np.uint8)
             else:
                 continue
-            path = out / f"{stems[f]}_{kind}.png"
-            atomic_write_bytes(path, encode_png(arr, fast=kind == "overlay"))
+            path = out / f"{stems[f]}_{kind}{ext[f]}"
+            georef = georefs[f]
+            atomic_write_bytes(path, encode_geotiff(arr, georef) if georef else encode_png(arr, fast=kind == "overlay"))
             written.append(path)
     if areas_csv:
         table = io.StringIO()
