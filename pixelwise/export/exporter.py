@@ -257,6 +257,8 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
     # Everything is written and verified in a staging folder beside the destination, then moved
     # into place: a failed check, a crash or Ctrl-C leaves an earlier export at that path as it was.
     final = path
+    made = [d for d in (final.parent, *final.parent.parents) if not d.exists()]  # innermost first
+    done = False
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.export-"))
@@ -307,8 +309,14 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
         for f in (path.with_suffix(".bin"), path, sidecar_path(path)):  # OpenVINO weights before their .xml
             if f.exists():
                 os.replace(f, final.parent / f.name)
+        done = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        for d in made if not done else ():  # a failed export leaves no empty best_openvino/ behind
+            try:
+                d.rmdir()
+            except OSError:
+                break
     return ExportResult(final, sidecar_path(final), fmt, report, meta, time.time() - t0, skipped)
 
 

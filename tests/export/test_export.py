@@ -185,6 +185,10 @@ def test_export_check_covers_the_in_graph_label_map(small_seg, tiny_run, tmp_pat
     with pytest.raises(ExportError, match="in-graph labels"):
         export(small_seg, "onnx", tmp_path / "good.onnx", images=_val_images(tiny_run))
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no staging folder left either
+    # A failed export into folders it had to make (OpenVINO's default best_openvino/) removes them.
+    with pytest.raises(ExportError, match="in-graph labels"):
+        export(small_seg, "openvino", tmp_path / "new" / "deeper" / "m.xml", images=_val_images(tiny_run))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc (a folder no one can write)")
