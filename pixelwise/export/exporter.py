@@ -263,6 +263,10 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
         final.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.export-"))
     except OSError as exc:
+        blocking = next((d for d in (final.parent, *final.parent.parents) if d.exists() and not d.is_dir()), None)
+        if blocking is not None:  # mkdir says only "File exists"
+            raise ExportError(f"Cannot write the export into {final.parent}: {blocking} is a file, not a folder.",
+                              path=final, fix="choose an output path whose folders are folders (--out)") from None
         raise ExportError(f"Cannot write the export into {final.parent} ({exc.strerror}).", path=final,
                           fix="choose a writable output path (--out)") from None
     path = stage / final.name

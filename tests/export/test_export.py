@@ -198,6 +198,12 @@ def test_unwritable_output_is_a_clear_error(tiny_run):
     assert "--out" in str(err.value)
 
 
+def test_an_output_path_through_a_file_says_which_file(tiny_run, tmp_path):
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(ExportError, match="notes.txt is a file, not a folder"):  # was "(File exists)"
+        export(tiny_run.best, "onnx", tmp_path / "notes.txt" / "m.onnx", check=False)
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])
 def test_export_replaces_an_earlier_one_only_once_verified(tiny_run, tmp_path, fmt):
     """Files are written and checked in a staging folder, then moved into place."""
