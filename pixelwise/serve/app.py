@@ -26,7 +26,6 @@ from pixelwise.serve.limits import BodySizeLimit, PendingLimit
 from pixelwise.serve.models import describe
 from pixelwise.serve.schema import SEGMENT_RESPONSES, error_responses
 
-ACCEPTED_TYPES = ("image/", "application/octet-stream")
 CLIENT_GONE = 499  # nginx's "client closed request": in the access log, never seen by the client
 
 
