@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, TiffTags
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 from pixelwise.data.io import open_image
@@ -36,6 +36,10 @@ class Georef:
     def tiffinfo(self) -> ImageFileDirectory_v2:
         ifd = ImageFileDirectory_v2()
         for tag, (value, kind) in self.tags.items():
+            if kind == TiffTags.ASCII and isinstance(value, str):
+                # Pillow reads ASCII tags as latin-1 but writes a str as ASCII with '?' for the rest:
+                # the bytes as read keep a CRS named "Réseau géodésique" (and GeoKey offsets) intact
+                value = value.encode("latin-1", "replace")
             ifd[tag] = value
             ifd.tagtype[tag] = kind
         return ifd
@@ -70,6 +74,7 @@ def encode_geotiff(array: np.ndarray, georef: Georef) -> bytes:
     if array.ndim == 2 and array.dtype != np.uint8:
         array = array.astype(np.uint16 if array.size and int(array.max()) > 255 else np.uint8)
     buf = io.BytesIO()
+    big = array.nbytes >= 2**31  # a classic TIFF's offsets stop at 4 GiB, and deflate may not halve an overlay
     Image.fromarray(np.ascontiguousarray(array)).save(buf, format="TIFF", tiffinfo=georef.tiffinfo(),
-                                                      compression="tiff_adobe_deflate")
+                                                      compression="tiff_adobe_deflate", big_tiff=big)
     return buf.getvalue()

@@ -18,12 +18,13 @@ from pixelwise.runtime.georef import read_georef
 SCALE = (0.5, 0.5, 0.0)
 TIEPOINT = (0.0, 0.0, 0.0, 500000.0, 4500000.0, 0.0)
 GEOKEYS = (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633)
+ASCII_PARAMS = "Réseau géodésique local|".encode()  # UTF-8 bytes: Pillow wrote '?' for each non-ASCII byte
 
 
 def _geotiff(path: Path, image: np.ndarray, orientation: int | None = None) -> Path:
     ifd = ImageFileDirectory_v2()
     for tag, value, kind in ((33550, SCALE, TiffTags.DOUBLE), (33922, TIEPOINT, TiffTags.DOUBLE),
-                             (34735, GEOKEYS, TiffTags.SHORT), (34737, "WGS 84 / UTM zone 33N|", TiffTags.ASCII)):
+                             (34735, GEOKEYS, TiffTags.SHORT), (34737, ASCII_PARAMS, TiffTags.ASCII)):
         ifd[tag] = value
         ifd.tagtype[tag] = kind
     if orientation is not None:
@@ -35,7 +36,8 @@ def _geotiff(path: Path, image: np.ndarray, orientation: int | None = None) -> P
 def _tags(path: Path) -> dict[str, object]:
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
-        return {name: page.tags[name].value for name in ("ModelPixelScaleTag", "ModelTiepointTag", "GeoKeyDirectoryTag")}
+        return {name: page.tags[name].value for name in ("ModelPixelScaleTag", "ModelTiepointTag", "GeoKeyDirectoryTag",
+                                                          "GeoAsciiParamsTag")}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,7 @@ def test_the_outputs_of_a_geotiff_are_georeferenced_geotiffs(onnx_model, scene, 
     assert {"plain_labels.png", "photo_labels.png"} <= set(names)
     reference = _tags(geo)
     assert reference["GeoKeyDirectoryTag"]  # tifffile reads the input as a GeoTIFF
+    assert "Réseau géodésique" in reference["GeoAsciiParamsTag"]  # kept byte for byte, not as 'R??seau
     expected = seg.predict(geo)
     for kind in ("labels", "color", "overlay", "confidence"):
         path = out / f"ortho_{kind}.tif"
