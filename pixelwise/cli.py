@@ -111,32 +111,21 @@ def cmd_predict(a: argparse.Namespace) -> int:
     if a.overlap is not None and a.tile is None:
         raise ConfigError(f"--overlap {a.overlap} applies to tiled prediction only.",
                           fix="add --tile SIZE, or drop --overlap")
-    from pixelwise.runtime.batch import VIDEO_EXTS
+    from pixelwise.runtime.batch import check_video_options, is_video_source, predict
 
     tiling = {} if a.tile is None else {"tile": a.tile, "overlap": a.overlap}
-    if Path(a.source).suffix.lower() in VIDEO_EXTS:
-        from pixelwise.inference.video import default_video_name, segment_video
-        from pixelwise.runtime.batch import load_predictor
+    if is_video_source(a.source):
+        from pixelwise.inference.video import predict_video
 
-        if a.confidence or a.areas or a.save:
-            raise ConfigError(f"--save, --confidence and --areas choose per-image files; {a.source} is a video.",
-                              fix="drop them for video input (--video overlay|color|labels chooses what it shows)")
-        mode = a.video or "overlay"
-        model = load_predictor(a.model, a.device)
-        # --out street_seg.mp4 names the video; a folder gets the default name inside
-        out = Path(a.out) if Path(a.out).suffix.lower() in VIDEO_EXTS else Path(a.out) / default_video_name(a.source, mode)
-        res = segment_video(model, a.source, out, mode=mode, progress=not a.quiet, flip=a.flip,
-                            **tiling, **({"scales": a.scales} if a.scales else {}))
+        check_video_options(a.source, per_image=[f"--{o}" for o in ("save", "confidence", "areas") if getattr(a, o)])
+        res = predict_video(a.model, a.source, a.out, mode=a.video or "overlay", device=a.device,
+                            progress=not a.quiet, flip=a.flip, **tiling, **({"scales": a.scales} if a.scales else {}))
         print(f"video written: {res.path} ({res.frames} frames at {res.fps:.1f} fps)")
         return 0
-    if a.video:
-        raise ConfigError(f"--video {a.video} applies to a video source; {a.source} is not one "
-                          f"({', '.join(VIDEO_EXTS)}).", fix="drop --video for images")
-    from pixelwise.runtime.batch import predict
-
     kinds = set(a.save or ("labels", "color", "overlay")) | ({"confidence"} if a.confidence else set())
     files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet,
-                    **tiling, scales=a.scales, **save_flags(kinds), areas_csv="areas.csv" if a.areas else None)
+                    **tiling, scales=a.scales, **save_flags(kinds), areas_csv="areas.csv" if a.areas else None,
+                    video=a.video)
     print(f"{len(files)} files written to {a.out}")
     return 0
 
@@ -265,6 +254,25 @@ def _one_line_warnings(show: Callable) -> Callable:
     return show_warning
 
 
+def stop_on_signals() -> None:
+    """SIGTERM (kill, torchrun stopping its other ranks, a container's stop) and SIGHUP end the
+    command as Ctrl-C does, through its ``finally`` blocks: a staging file (video, export) is
+    removed instead of left behind. Exit status 128 + the signal, as the shell reports a kill."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        print(f"pixelwise: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        raise SystemExit(128 + signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            try:
+                signal.signal(sig, stop)
+            except ValueError:  # not the main thread (main() called from a user's thread): leave them
+                return
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -278,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     shown_before = warnings.showwarning
     warnings.showwarning = _one_line_warnings(shown_before)
+    stop_on_signals()
     try:
         return args.func(args)
     except PixelwiseError as exc:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from pixelwise.cli import outputs_arg, save_flags
+from pixelwise.cli import outputs_arg, save_flags, stop_on_signals
 from pixelwise.errors import PixelwiseError, file_system_line, one_line
 
 
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="files per image: labels, color, overlay, confidence (default labels,color)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
+    stop_on_signals()  # torchrun stops the other ranks with SIGTERM when one fails: clean up as for Ctrl-C
     try:
         written = run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap, a.save)
         if int(os.environ.get("RANK", "0")) == 0:

@@ -29,6 +29,30 @@ def default_video_name(source: str | Path, mode: str) -> str:
     return f"{Path(source).stem}_{mode}{CODECS[mode][1][0]}"
 
 
+def video_output(out: str | Path, source: str | Path, mode: str) -> Path:
+    """``out`` naming a video (``street_seg.mp4``) is that file; a folder, or a name without a
+    video suffix, gets the default name inside. An existing folder is a folder whatever its name
+    (``runs/late.mkv/``: the rename at the end failed after every frame was predicted)."""
+    from pixelwise.runtime.batch import VIDEO_EXTS
+
+    out = Path(out)
+    if out.suffix.lower() in VIDEO_EXTS and not out.is_dir():
+        return out
+    return out / default_video_name(source, mode)
+
+
+def predict_video(model: Any, source: str | Path, out: str | Path = "runs/predict", mode: str = "overlay",
+                  device: str = "auto", progress: bool = True, **predict_kw: Any) -> VideoResult:
+    """The ``predict`` verb for one video file: ``model`` a checkpoint, an export or a predictor;
+    ``out`` a video file name or a folder (``video_output``); ``predict_kw`` flip, scales, tile..."""
+    from pixelwise.runtime.batch import load_predictor
+
+    if mode not in CODECS:
+        raise DatasetError(f"Unknown video mode '{mode}'.", fix="use overlay, color or labels")
+    return segment_video(load_predictor(model, device), source, video_output(out, source, mode), mode=mode,
+                         progress=progress, **predict_kw)
+
+
 @dataclass
 class VideoResult:
     path: Path
@@ -61,7 +85,7 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
     codec, suffixes = CODECS[mode]
     if out.suffix.lower() not in suffixes:
         why = "lossless FFV1 (class indices must survive)" if mode == "labels" else "mp4v"
-        raise DatasetError(f"A {mode} video is written as {why}; {out.name} asks for "
+        raise DatasetError(f"{'An' if mode == 'overlay' else 'A'} {mode} video is written as {why}; {out.name} asks for "
                            f"'{out.suffix or 'no suffix'}'.", path=out,
                            fix=f"name the output {out.stem}{suffixes[0]} ({' or '.join(suffixes)})")
     if mode == "labels" and len(model.names) > 256:
@@ -79,7 +103,13 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
         raise DatasetError(f"Cannot open video {src} (not a video, or a codec OpenCV lacks).", path=src,
                            fix="pass a readable video file (mp4, avi, mkv...) or re-encode it with ffmpeg")
     fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if np.isfinite(fps) and 0 < fps <= 1000 else 25.0
+    if not (np.isfinite(fps) and fps > 0):
+        warnings.warn(f"Video {src} declares no frame rate; {out.name} is written at 25 fps.", UserWarning,
+                      stacklevel=2)
+        fps = 25.0
+    elif fps > 240:  # a high-speed camera, or a container's time base read as a rate: written as declared
+        warnings.warn(f"Video {src} declares {fps:g} fps; {out.name} is written at that rate (if the file's "
+                      "real rate differs, re-encode it with ffmpeg -r).", UserWarning, stacklevel=2)
     declared = total = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
     if max_frames:
         total = min(total, max_frames) if total else max_frames
@@ -137,7 +167,12 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
         if n == 0:
             raise DatasetError(f"No frame of {src} could be decoded.", path=src,
                                fix="check the file plays, or re-encode it with ffmpeg")
-        os.replace(staging, out)
+        try:
+            os.replace(staging, out)
+        except OSError as exc:  # named after the destination, not the hidden staging file
+            raise DatasetError(f"Cannot write video {out}: {exc.strerror}.", path=out,
+                               fix="choose another --out (a file name ending in "
+                                   f"{' or '.join(suffixes)}, or a folder)") from None
         expected = min(declared, max_frames or declared)
         if declared and n < expected - max(1, expected // 20):  # variable-rate containers estimate the count
             warnings.warn(f"Video {src} declares {declared} frames but only {n} could be decoded: the file "

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from pixelwise.errors import DatasetError, ImageReadError, UnreadableImagesError
+from pixelwise.errors import ConfigError, DatasetError, ImageReadError, UnreadableImagesError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".npy")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
@@ -22,26 +22,35 @@ VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", 
 def expand_sources(src: str | Path) -> list[Path]:
     """A file, a folder (its images, sorted) or a glob -> image paths."""
     s, p = str(src), Path(src)
+    videos: list[Path] = []
     if p.is_dir():  # a folder named 'x.png' is no image
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.is_dir())
+        entries = [f for f in p.iterdir() if not f.is_dir()]
     elif any(ch in s for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(s, recursive=True)
-                       if Path(f).suffix.lower() in IMAGE_EXTS and not os.path.isdir(f))
+        entries = [Path(f) for f in glob.glob(s, recursive=True) if not os.path.isdir(f)]
     elif p.exists():
-        files = [p]
+        entries = [p]
     else:
         raise DatasetError(f"Nothing to predict: {s} does not exist.", path=s,
                            fix="pass an image file, a folder of images or a glob like 'imgs/*.jpg'")
+    if p.exists() and not p.is_dir():
+        files = entries
+    else:
+        files = sorted(f for f in entries if f.suffix.lower() in IMAGE_EXTS)
+        videos = sorted(f for f in entries if f.suffix.lower() in VIDEO_EXTS)
+    if files and videos:  # a video is its own run, with its own output video
+        warnings.warn(f"Left out {len(videos)} video(s) matched by {s} ({videos[0].name}"
+                      f"{', ...' if len(videos) > 1 else ''}): a folder or glob run predicts its images; "
+                      f"segment each video on its own (pixelwise predict {videos[0]} --model ...).",
+                      UserWarning, stacklevel=2)
+    if not files and videos:
+        raise DatasetError(f"No images found in {s}, but {len(videos)} video(s).", path=s,
+                           fix=f"predict each video on its own, e.g. pixelwise predict {videos[0]} --model ...")
     if not files and not p.is_dir() and not p.exists():  # a glob
         matched = glob.glob(s, recursive=True)
         raise DatasetError(f"Nothing to predict: the glob {s} matches " + (
             f"{len(matched)} file(s), none an image." if matched else "no file."), path=s,
             fix=f"check the pattern (images: {', '.join(IMAGE_EXTS)}); quote it so the shell does not expand it")
     if not files:
-        videos = [f for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTS] if p.is_dir() else []
-        if videos:
-            raise DatasetError(f"No images found in {s}, but {len(videos)} video(s).", path=s,
-                               fix=f"predict each video on its own, e.g. pixelwise predict {videos[0]} --model ...")
         nested = p.is_dir() and any(f.suffix.lower() in IMAGE_EXTS for f in p.glob("*/**/*"))
         raise DatasetError(f"No images found in {s}" + (" (its images are in subfolders)." if nested else "."),
                            path=s, fix=f"pass a glob such as '{p / '**' / '*.png'}' (quoted)" if nested else
@@ -143,15 +152,35 @@ def load_predictor(model: Any, device: str = "auto") -> Any:
     return Segmenter.load(model, device=device)
 
 
+def is_video_source(source: str | Path) -> bool:
+    """One video file (by its suffix; a glob is not one, even 'clips/*.mp4')."""
+    s = str(source)
+    return Path(s).suffix.lower() in VIDEO_EXTS and not any(ch in s for ch in "*?[") and not Path(s).is_dir()
+
+
+def check_video_options(source: str | Path, per_image: Sequence[str] = (), video: str | None = None) -> None:
+    """Refuse options that do not apply: per-image outputs for a video, a video mode for images."""
+    if is_video_source(source) and per_image:
+        raise ConfigError(f"{', '.join(per_image)}: files per image, and {source} is a video.",
+                          fix="drop them for video input (the video mode, overlay|color|labels, chooses what it shows)")
+    if video is not None and not is_video_source(source):
+        raise ConfigError(f"The video mode '{video}' (--video) applies to a video source; {source} is not one "
+                          f"({', '.join(VIDEO_EXTS)}).", fix="drop it for images")
+
+
 def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict", save_labels: bool = True,
             save_color: bool = True, save_overlay: bool = True, flip: bool = False, device: str = "auto",
             progress: bool = True, tile: int | None = None, overlap: int | None = None,
             scales: Sequence[float] | None = None, save_confidence: bool = False,
-            areas_csv: str | None = None) -> list[Path]:
+            areas_csv: str | None = None, video: str | None = None) -> list[Path]:
     """Predict every image of a file, folder or glob; write ``<stem>_labels.png`` (class ids),
     ``<stem>_color.png`` and ``<stem>_overlay.png`` into ``out_dir`` (and ``<stem>_confidence.png``,
     a CSV of class areas, when asked). ``tile``: sliding-window mode for images far larger than
     the training size; unreadable files are skipped and reported (see ``predict_folder``).
+
+    A video file (``street.mp4``) is segmented into a video instead (``video``: overlay, color or
+    labels; ``out_dir`` a folder or a video file name; see ``inference.video.predict_video``);
+    the list holds that one file.
 
     ``model``: a checkpoint, a predictor, or an exported ``.onnx``/OpenVINO ``.xml`` (then the
     torch-free runtime predicts, and PyTorch is not imported)."""
@@ -160,6 +189,13 @@ def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict"
         kw.update(tile=tile, overlap=overlap)
     if scales:
         kw["scales"] = tuple(scales)
+    per_image = [name for name, on in (("save_confidence", save_confidence), ("areas_csv", areas_csv)) if on]
+    check_video_options(source, per_image, video)
+    if is_video_source(source):
+        from pixelwise.inference.video import predict_video  # numpy + OpenCV: no torch for an export
+
+        return [predict_video(model, source, out_dir, mode=video or "overlay", device=device, progress=progress,
+                              **kw).path]
     return predict_folder(load_predictor(model, device), source, out_dir, save_labels=save_labels,
                           save_color=save_color, save_overlay=save_overlay, progress=progress,
                           save_confidence=save_confidence, areas_csv=areas_csv, **kw)

@@ -138,11 +138,11 @@ def test_cli_writes_the_chosen_video_kind(tiny_run, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["street_labels.mkv", "street_overlay.mp4"]
     image = sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))[0]
     assert main(["predict", str(image), "--model", str(tiny_run.best), "--out", str(out), "--video", "color"]) == 2
-    assert "--video color applies to a video source" in capsys.readouterr().err
+    assert "video mode 'color' (--video) applies to a video source" in capsys.readouterr().err
     for per_image in (["--save", "labels"], ["--confidence"], ["--areas"]):  # files per image, not per video
         assert main(["predict", str(tmp_path / "street.mp4"), "--model", str(tiny_run.best), "--out", str(out),
                      *per_image]) == 2
-        assert "choose per-image files; " in capsys.readouterr().err
+        assert f"{per_image[0]}: files per image, and " in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["street_labels.mkv", "street_overlay.mp4"]
 
 
@@ -210,3 +210,65 @@ def test_odd_sized_videos_keep_every_pixel_and_out_can_name_the_file(tiny_run, t
                  "--quiet"]) == 0
     assert "video written: " + str(tmp_path / "named.mp4") in capsys.readouterr().out
     assert len(_read_frames(tmp_path / "named.mp4")) == 2
+
+
+def test_the_python_verb_segments_a_video_and_folders_say_which_videos_they_leave_out(tiny_run, tmp_path):
+    """pw.predict on a video said 'Cannot decode image ... corrupt'; a folder mixing images and
+    videos skipped the videos without a word; a glob of videos was 'Video not found'; an existing
+    folder named like a video failed after every frame; over 1000 fps became 25 silently."""
+    import pixelwise as pw
+    from pixelwise.cli import main
+    from pixelwise.errors import ConfigError, DatasetError
+    from pixelwise.inference.predictor import Segmenter
+
+    seg = Segmenter.load(tiny_run.best, device="cpu")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    _camvid_video(seg, clips / "street.mp4", frames=2)
+    out = pw.predict(tiny_run.best, clips / "street.mp4", tmp_path / "out", video="labels", progress=False)
+    assert out == [tmp_path / "out" / "street_labels.mkv"] and len(_read_frames(out[0])) == 2
+    with pytest.raises(ConfigError, match="files per image, and"):
+        pw.predict(tiny_run.best, clips / "street.mp4", tmp_path / "out", save_confidence=True)
+    with pytest.raises(DatasetError, match=r"No images found in .*but 1 video"):
+        pw.predict(tiny_run.best, str(clips / "*.mp4"), tmp_path / "out", progress=False)
+    image = sorted(Path(seg.dataset_record()["val"]["images"]).glob("*.jpg"))[0]
+    (clips / image.name).write_bytes(image.read_bytes())
+    with pytest.warns(UserWarning, match=r"Left out 1 video\(s\) matched by .*street\.mp4"):
+        written = pw.predict(tiny_run.best, clips, tmp_path / "mixed", progress=False)
+    assert len(written) == 3 and all(p.suffix == ".png" for p in written)
+    folder = tmp_path / "late.mkv"  # an existing folder, whatever its name, gets the default name inside
+    folder.mkdir()
+    assert main(["predict", str(clips / "street.mp4"), "--model", str(tiny_run.best), "--out", str(folder),
+                 "--video", "labels", "--quiet"]) == 0
+    assert [p.name for p in folder.iterdir()] == ["street_labels.mkv"]
+    fast = tmp_path / "fast.mp4"
+    vw = cv2.VideoWriter(str(fast), cv2.VideoWriter_fourcc(*"mp4v"), 2400.0, (64, 48))
+    for i in range(3):
+        vw.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    vw.release()
+    with pytest.warns(UserWarning, match="declares 2400 fps"):
+        res = pw.predict(tiny_run.best, fast, tmp_path / "fast_out.mp4", video="color", progress=False)
+    assert cv2.VideoCapture(str(res[0])).get(cv2.CAP_PROP_FPS) == pytest.approx(2400)
+
+
+def test_sigterm_ends_a_command_through_its_cleanup(tmp_path):
+    """kill (SIGTERM) left a video's hidden staging file behind; it now unwinds like Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from pixelwise.cli import stop_on_signals\n"
+        "stop_on_signals()\n"
+        f"staging = Path({str(tmp_path / '.x.partial.mp4')!r})\n"
+        "try:\n"
+        "    staging.write_text('half a video')\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    signal.pause()\n"
+        "finally:\n"
+        "    staging.unlink()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert "stopped by SIGTERM" in done.stderr and list(tmp_path.iterdir()) == []
