@@ -8,10 +8,12 @@ import argparse
 import os
 import sys
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
 
 from pixelwise.errors import ConfigError, PixelwiseError, file_system_line, one_line
+from pixelwise.shutdown import sigterm_unwinds
 
 
 # Which install extra provides a module a command may need (the core is torch-free).
@@ -254,25 +256,6 @@ def _one_line_warnings(show: Callable) -> Callable:
     return show_warning
 
 
-def stop_on_signals() -> None:
-    """SIGTERM (kill, torchrun stopping its other ranks, a container's stop) and SIGHUP end the
-    command as Ctrl-C does, through its ``finally`` blocks: a staging file (video, export) is
-    removed instead of left behind. Exit status 128 + the signal, as the shell reports a kill."""
-    import signal
-
-    def stop(signum: int, _frame: object) -> None:
-        print(f"pixelwise: stopped by {signal.Signals(signum).name}", file=sys.stderr)
-        raise SystemExit(128 + signum)
-
-    for name in ("SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            try:
-                signal.signal(sig, stop)
-            except ValueError:  # not the main thread (main() called from a user's thread): leave them
-                return
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -286,9 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     shown_before = warnings.showwarning
     warnings.showwarning = _one_line_warnings(shown_before)
-    stop_on_signals()
+    # serve: uvicorn shuts down on SIGTERM itself; the other verbs clean up their staging files
+    unwind = nullcontext() if args.command == "serve" else sigterm_unwinds()
     try:
-        return args.func(args)
+        with unwind:
+            return args.func(args)
     except PixelwiseError as exc:
         print(f"pixelwise: error: {one_line(exc)}", file=sys.stderr)
         return 2

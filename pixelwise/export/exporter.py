@@ -263,6 +263,11 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
         final.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.export-"))
     except OSError as exc:
+        for d in made:  # folders made before mkdtemp failed
+            try:
+                d.rmdir()
+            except OSError:
+                break
         blocking = next((d for d in (final.parent, *final.parent.parents) if d.exists() and not d.is_dir()), None)
         if blocking is not None:  # mkdir says only "File exists"
             raise ExportError(f"Cannot write the export into {final.parent}: {blocking} is a file, not a folder.",

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from pixelwise.cli import outputs_arg, save_flags, stop_on_signals
+from pixelwise.cli import outputs_arg, save_flags
 from pixelwise.errors import PixelwiseError, file_system_line, one_line
+from pixelwise.shutdown import sigterm_unwinds
 
 
 def shard(files: list[Path], rank: int, world: int) -> list[Path]:
@@ -110,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="files per image: labels, color, overlay, confidence (default labels,color)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    stop_on_signals()  # torchrun stops the other ranks with SIGTERM when one fails: clean up as for Ctrl-C
     try:
-        written = run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap, a.save)
+        with sigterm_unwinds():  # torchrun stops the other ranks with SIGTERM when one fails
+            written = run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap, a.save)
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"{len(written)} files written to {a.out} (listed in {Path(a.out, 'manifest.json')})")
     except PixelwiseError as exc:  # one line, no traceback, as the CLI does

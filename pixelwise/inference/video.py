@@ -83,6 +83,9 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
     if mode not in CODECS:
         raise DatasetError(f"Unknown video mode '{mode}'.", fix="use overlay, color or labels")
     codec, suffixes = CODECS[mode]
+    if out.is_dir():  # the rename at the end would fail, after every frame was predicted
+        raise DatasetError(f"The output {out} is a folder.", path=out,
+                           fix=f"name a file inside it, e.g. {out / default_video_name(source, mode)}")
     if out.suffix.lower() not in suffixes:
         why = "lossless FFV1 (class indices must survive)" if mode == "labels" else "mp4v"
         raise DatasetError(f"{'An' if mode == 'overlay' else 'A'} {mode} video is written as {why}; {out.name} asks for "
@@ -107,7 +110,7 @@ def segment_video(model: Any, source: str | Path, out: str | Path, mode: str = "
         warnings.warn(f"Video {src} declares no frame rate; {out.name} is written at 25 fps.", UserWarning,
                       stacklevel=2)
         fps = 25.0
-    elif fps > 240:  # a high-speed camera, or a container's time base read as a rate: written as declared
+    elif fps > 1000:  # a container's time base read as a rate, or a high-speed camera: written as declared
         warnings.warn(f"Video {src} declares {fps:g} fps; {out.name} is written at that rate (if the file's "
                       "real rate differs, re-encode it with ffmpeg -r).", UserWarning, stacklevel=2)
     declared = total = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))

@@ -25,10 +25,14 @@ def expand_sources(src: str | Path) -> list[Path]:
     videos: list[Path] = []
     if p.is_dir():  # a folder named 'x.png' is no image
         entries = [f for f in p.iterdir() if not f.is_dir()]
+    elif p.exists():  # before globs: 'clip[1].png' is that file, not 'clip1.png'
+        if p.suffix.lower() in VIDEO_EXTS:
+            raise DatasetError(f"{s} is a video: an image run cannot read it.", path=s,
+                               fix=f"segment it on its own: pixelwise predict {s} --model ... (pw.predict in "
+                                   "Python); the torchrun form predicts images only")
+        entries = [p]
     elif any(ch in s for ch in "*?["):
         entries = [Path(f) for f in glob.glob(s, recursive=True) if not os.path.isdir(f)]
-    elif p.exists():
-        entries = [p]
     else:
         raise DatasetError(f"Nothing to predict: {s} does not exist.", path=s,
                            fix="pass an image file, a folder of images or a glob like 'imgs/*.jpg'")
@@ -72,9 +76,12 @@ def leave_out_earlier_outputs(files: list[Path], out_dir: str | Path) -> list[Pa
     candidates = {f for f in files if f.name.endswith(suffixes) and os.path.commonpath([out, os.path.realpath(f)]) == out}
     if not candidates:
         return files
+    from pixelwise.runtime.georef import read_georef
+
     rest = [f for f in files if f not in candidates]
     stems = output_stems(rest)
-    ours = {os.path.join(out, f"{stems[f]}_{k}{ext}") for f in rest for k in OUTPUT_KINDS for ext in OUTPUT_SUFFIXES}
+    ours = {os.path.join(out, f"{stems[f]}_{k}{'.tif' if read_georef(f) else '.png'}") for f in rest
+            for k in OUTPUT_KINDS}  # a GeoTIFF's outputs are .tif, every other image's .png
     earlier = [f for f in files if f in candidates and os.path.realpath(f) in ours]
     if earlier:
         warnings.warn(f"Left out {len(earlier)} file(s) in {out_dir} named as this run's outputs ({earlier[0].name}"
@@ -153,9 +160,12 @@ def load_predictor(model: Any, device: str = "auto") -> Any:
 
 
 def is_video_source(source: str | Path) -> bool:
-    """One video file (by its suffix; a glob is not one, even 'clips/*.mp4')."""
-    s = str(source)
-    return Path(s).suffix.lower() in VIDEO_EXTS and not any(ch in s for ch in "*?[") and not Path(s).is_dir()
+    """One video file, by its suffix: an existing file ('clip[1].mp4' too), or a path that is no
+    glob (a missing one is then reported as a missing video); 'clips/*.mp4' is a glob."""
+    p = Path(source)
+    if p.suffix.lower() not in VIDEO_EXTS or p.is_dir():
+        return False
+    return p.is_file() or not any(ch in str(source) for ch in "*?[")
 
 
 def check_video_options(source: str | Path, per_image: Sequence[str] = (), video: str | None = None) -> None:
@@ -189,7 +199,9 @@ def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict"
         kw.update(tile=tile, overlap=overlap)
     if scales:
         kw["scales"] = tuple(scales)
-    per_image = [name for name, on in (("save_confidence", save_confidence), ("areas_csv", areas_csv)) if on]
+    per_image = [name for name, on in (("save_labels", not save_labels), ("save_color", not save_color),
+                                       ("save_overlay", not save_overlay), ("save_confidence", save_confidence),
+                                       ("areas_csv", areas_csv)) if on]  # choices made, for images
     check_video_options(source, per_image, video)
     if is_video_source(source):
         from pixelwise.inference.video import predict_video  # numpy + OpenCV: no torch for an export

@@ -17,6 +17,7 @@ from PIL import Image, TiffTags
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 from pixelwise.data.io import open_image
+from pixelwise.runtime.imageio import storable
 
 # GeoTIFF 1.0: ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory,
 # GeoDoubleParams, GeoAsciiParams.
@@ -68,13 +69,16 @@ def read_georef(path: str | Path) -> Georef | None:
     return Georef(tags)
 
 
-def encode_geotiff(array: np.ndarray, georef: Georef) -> bytes:
-    """A label map (HxW integers: 8-bit, 16-bit above 255), a confidence map (HxW uint8) or a
-    colour image (HxWx3 uint8) as a deflate-compressed GeoTIFF with ``georef``'s tags."""
-    if array.ndim == 2 and array.dtype != np.uint8:
-        array = array.astype(np.uint16 if array.size and int(array.max()) > 255 else np.uint8)
+BIG = 2**31  # pixels' bytes from which an output is BigTIFF: a classic TIFF's offsets stop at 4 GiB
+
+
+def encode_geotiff(array: np.ndarray, georef: Georef, big: bool | None = None) -> bytes:
+    """A label map (8-bit, 16-bit above 256 classes), a confidence map (HxW uint8) or a colour
+    image (HxWx3 uint8) as a GeoTIFF with ``georef``'s tags: deflate-compressed, or, from ``BIG``
+    bytes of pixels (``big``), an uncompressed BigTIFF (Pillow writes BigTIFF only uncompressed)."""
+    array = np.ascontiguousarray(storable(array))
+    big = array.nbytes >= BIG if big is None else big
     buf = io.BytesIO()
-    big = array.nbytes >= 2**31  # a classic TIFF's offsets stop at 4 GiB, and deflate may not halve an overlay
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="TIFF", tiffinfo=georef.tiffinfo(),
-                                                      compression="tiff_adobe_deflate", big_tiff=big)
+    options = {"big_tiff": True} if big else {"compression": "tiff_adobe_deflate"}
+    Image.fromarray(array).save(buf, format="TIFF", tiffinfo=georef.tiffinfo(), **options)
     return buf.getvalue()

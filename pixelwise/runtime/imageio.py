@@ -100,12 +100,19 @@ def ensure_rgb(image: np.ndarray, where: str | Path = "array") -> np.ndarray:
     return image[..., :3]
 
 
+def storable(array: np.ndarray) -> np.ndarray:
+    """An image array as PNG and TIFF store it: a 2-D array that is not uint8 is the label map of a
+    model above 256 classes (the predictors give uint8 up to 256), stored 16-bit whatever the
+    image's own largest id, so every output of one model has one type (GDAL's mosaics refuse a mix)."""
+    return array.astype(np.uint16) if array.ndim == 2 and array.dtype != np.uint8 else array
+
+
 def encode_png(array: np.ndarray, fast: bool = False) -> bytes:
-    """PNG bytes (a 2-D integer array is a label map: 8-bit, 16-bit when a class id passes 255). ``fast``: zlib level 1, for photo-like images (overlays), where the default level
+    """PNG bytes (a 2-D integer array is a label map: 8-bit, or 16-bit above 256 classes, see
+    ``storable``). ``fast``: zlib level 1, for photo-like images (overlays), where the default level
     took 45 instead of 12 ms for a 480x360 image and saved only 8% of the size; label and colour
     maps compress well and quickly at the default."""
-    if array.ndim == 2 and array.dtype != np.uint8:  # a label map: 8-bit, or 16-bit above 256 classes
-        array = array.astype(np.uint16 if array.size and int(array.max()) > 255 else np.uint8)
+    array = storable(array)
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG", compress_level=1 if fast else 6)
     return buf.getvalue()

@@ -61,7 +61,9 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
     app = FastAPI(title="pixelwise", version=__version__,
                   description="Semantic segmentation: upload an image, get a label map, an overlay or "
                               "per-class areas with RLE masks.")
-    limiter = anyio.CapacityLimiter(max(1, workers))
+    limiter = anyio.CapacityLimiter(max(1, workers))  # requests past their upload, waiting for a worker
+    threads = anyio.CapacityLimiter(max(1, workers))  # their own threads: not anyio's default pool, which
+    # the sync routes (/health) share
     default = next(iter(models)) if models else None
     paths = paths or {}
     stats = {"requests": 0, "errors": 0, "started": time.time()}
@@ -73,7 +75,7 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
 
     def check_key(request: Request, _key: Any = Security(key_header), _bearer: Any = Security(bearer)) -> None:
         # ApiKeyGate answers first; this keeps a route safe if it is ever mounted without the gate.
-        if not key_matches(request.headers, api_key):
+        if api_key is not None and not key_matches(request.headers, api_key):
             raise HTTPException(401, KEY_HELP)
 
     keyed = [Depends(check_key)] if api_key is not None else []
@@ -112,7 +114,8 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
 
     @app.post("/v1/segment", dependencies=keyed, responses=SEGMENT_RESPONSES)
     async def segment(request: Request,
-                      file: UploadFile = File(..., description="image file (PNG, JPEG, TIFF, BMP, WebP, GIF)"),
+                      file: UploadFile = File(..., description="image file (PNG, JPEG, TIFF, BMP, WebP, GIF, "
+                                                               "PNM or TGA)"),
                       model: str | None = Query(None, description="model name (GET /v1/models)"),
                       output: str = Query("labels", pattern="^(labels|overlay|color|json)$",
                                           description="labels: PNG of class ids; overlay/color: RGB PNG; "
@@ -124,7 +127,7 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
             raise HTTPException(404, f"Unknown model '{name}'. Fix: use one of {list(models)} (GET /v1/models).")
         if not accepted_type(file.content_type):
             raise HTTPException(415, f"Unsupported media type '{file.content_type}' for {file.filename}. "
-                                     "Fix: upload an image (PNG, JPEG, TIFF, BMP, WebP, GIF).")
+                                     "Fix: upload an image (PNG, JPEG, TIFF, BMP, WebP, GIF, PNM or TGA).")
         if len((await request.form()).getlist("file")) > 1:  # parsed once: FastAPI's own form, cached
             raise HTTPException(400, "More than one 'file' field in the request: the server segments one image "
                                      "per request. Fix: send each image in its own request.")
@@ -163,7 +166,7 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
             async with limiter:  # queued for a worker; a client that left meanwhile costs no inference
                 if await request.is_disconnected():
                     return Response(status_code=CLIENT_GONE)
-                (width, height, tiled), result = await anyio.to_thread.run_sync(handle)
+                (width, height, tiled), result = await anyio.to_thread.run_sync(handle, limiter=threads)
         except ImageTooLargeError as exc:
             raise HTTPException(413, str(exc)) from None
         except RequestRefused as exc:

@@ -236,6 +236,22 @@ def test_the_python_verb_segments_a_video_and_folders_say_which_videos_they_leav
     with pytest.warns(UserWarning, match=r"Left out 1 video\(s\) matched by .*street\.mp4"):
         written = pw.predict(tiny_run.best, clips, tmp_path / "mixed", progress=False)
     assert len(written) == 3 and all(p.suffix == ".png" for p in written)
+    with pytest.raises(ConfigError, match="save_overlay: files per image"):  # an explicit choice, not ignored
+        pw.predict(tiny_run.best, clips / "street.mp4", tmp_path / "out", save_overlay=False)
+    from pixelwise.inference.video import segment_video
+    from pixelwise.runtime.batch import expand_sources
+
+    with pytest.raises(DatasetError, match="is a video: an image run cannot read it"):  # predict_folder, torchrun
+        expand_sources(clips / "street.mp4")
+    with pytest.raises(DatasetError, match="is a folder"):  # before any frame, not at the final rename
+        segment_video(seg, clips / "street.mp4", clips, progress=False)
+    literal = clips / "clip[1].mp4"  # a name with glob characters is that file, not 'clip1.mp4'
+    literal.write_bytes((clips / "street.mp4").read_bytes())
+    (clips / "clip1.png").write_bytes(image.read_bytes())
+    assert pw.predict(tiny_run.best, literal, tmp_path / "lit", progress=False) == [tmp_path / "lit" / "clip[1]_overlay.mp4"]
+    assert expand_sources(clips / "clip1.png") == [clips / "clip1.png"]
+    literal.unlink()
+    (clips / "clip1.png").unlink()
     folder = tmp_path / "late.mkv"  # an existing folder, whatever its name, gets the default name inside
     folder.mkdir()
     assert main(["predict", str(clips / "street.mp4"), "--model", str(tiny_run.best), "--out", str(folder),
@@ -260,15 +276,24 @@ def test_sigterm_ends_a_command_through_its_cleanup(tmp_path):
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from pixelwise.cli import stop_on_signals\n"
-        "stop_on_signals()\n"
+        "from pixelwise.shutdown import sigterm_unwinds\n"
         f"staging = Path({str(tmp_path / '.x.partial.mp4')!r})\n"
-        "try:\n"
-        "    staging.write_text('half a video')\n"
-        "    os.kill(os.getpid(), signal.SIGTERM)\n"
-        "    signal.pause()\n"
-        "finally:\n"
-        "    staging.unlink()\n")
+        "with sigterm_unwinds():\n"
+        "    try:\n"
+        "        staging.write_text('half a video')\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        signal.pause()\n"
+        "    finally:\n"
+        "        staging.unlink()\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert done.returncode == -signal.SIGTERM, done.stderr  # ended by the signal, as the parent sent it
     assert "stopped by SIGTERM" in done.stderr and list(tmp_path.iterdir()) == []
+    # a handler someone else set (here: ignore) is kept, and the default is back afterwards
+    kept = subprocess.run([sys.executable, "-c", "import signal\nfrom pixelwise.shutdown import sigterm_unwinds\n"
+                           "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwith sigterm_unwinds():\n"
+                           "    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN\n"
+                           "signal.signal(signal.SIGTERM, signal.SIG_DFL)\nwith sigterm_unwinds():\n"
+                           "    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL\n"
+                           "assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL\n"],
+                          capture_output=True, text=True, timeout=60)
+    assert kept.returncode == 0, kept.stderr

@@ -12,7 +12,7 @@ from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 from pixelwise.runtime import RuntimeSegmenter
 from pixelwise.runtime.batch import predict_folder
-from pixelwise.runtime.georef import read_georef
+from pixelwise.runtime.georef import encode_geotiff, read_georef
 
 # UTM zone 33N (EPSG:32633), 0.5 m pixels, upper-left corner at (500000, 4500000)
 SCALE = (0.5, 0.5, 0.0)
@@ -86,3 +86,17 @@ def test_only_upright_geotiffs_with_a_placement_carry_their_georeferencing(scene
     (tmp_path / "cut.tif").write_bytes((tmp_path / "a.tif").read_bytes()[:100])
     assert read_georef(tmp_path / "cut.tif") is None  # the pixel read reports it
     assert read_georef(tmp_path / "missing.tif") is None
+
+
+def test_outputs_from_two_gib_are_bigtiff_with_the_same_tags(scene, tmp_path):
+    """A classic TIFF stops at 4 GiB; Pillow writes BigTIFF only uncompressed (with deflate its
+    big_tiff option was ignored). Forced here on a small map instead of writing 2 GiB."""
+    georef = read_georef(_geotiff(tmp_path / "a.tif", scene))
+    labels = (scene[..., 0] // 32).astype(np.int32)  # a model above 256 classes: int32 labels, stored 16-bit
+    for big, magic in ((True, b"II+\0"), (False, b"II*\0")):
+        out = tmp_path / f"big_{big}.tif"
+        out.write_bytes(encode_geotiff(labels, georef, big=big))
+        assert out.read_bytes()[:4] == magic
+        assert _tags(out) == _tags(tmp_path / "a.tif")
+        pixels = tifffile.imread(out)
+        assert pixels.dtype == np.uint16 and np.array_equal(pixels, labels)  # 16-bit though every id < 256

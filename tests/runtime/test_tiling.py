@@ -101,13 +101,15 @@ def test_full_resolution_tiles_are_rounded_down_to_the_stride():
     image = rng.integers(0, 256, (250, 70, 3), dtype=np.uint8)
     sizes = []
 
-    def score(tiles: np.ndarray) -> np.ndarray:
+    def score(tiles: np.ndarray) -> np.ndarray:  # depends on where in its tile a pixel is, as a network's do
         sizes.append(tiles.shape[1:3])
-        return np.moveaxis(tiles.astype(np.float32), -1, 1)
+        rows = np.arange(tiles.shape[1], dtype=np.float32)[None, None, :, None]
+        return np.moveaxis(tiles.astype(np.float32), -1, 1) + rows * np.array([3.0, 0, -3.0])[None, :, None, None]
 
     got = tiled_labels(image, score, 3, tile=100, overlap=0, multiple=32)
     assert set(sizes) == {(96, 70)}
     np.testing.assert_array_equal(got, tiled_labels(image, score, 3, tile=96, overlap=0))
+    assert (got != tiled_labels(image, score, 3, tile=100, overlap=0)).any()  # the tile placement shows
     sizes.clear()
     tiled_labels(image, score, 3, tile=20, overlap=0, multiple=32)  # below the stride: one stride
     assert set(sizes) == {(32, 32)}
