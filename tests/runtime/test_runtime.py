@@ -785,8 +785,10 @@ def test_label_maps_above_256_classes_are_16_bit_pngs():
     labels = np.array([[0, 255, 256], [300, 1000, 7]], np.int32)
     back = np.asarray(Image.open(_io.BytesIO(encode_png(labels))))
     np.testing.assert_array_equal(back, labels)
+    # an image of such a model whose ids are all below 256 is 16-bit too: one type for every file
     small = np.asarray(Image.open(_io.BytesIO(encode_png(np.array([[0, 3]], np.int32)))))
-    assert small.dtype == np.uint8 and small.tolist() == [[0, 3]]
+    assert small.dtype == np.uint16 and small.tolist() == [[0, 3]]
+    assert np.asarray(Image.open(_io.BytesIO(encode_png(np.array([[0, 3]], np.uint8))))).dtype == np.uint8
 
 
 def test_val_of_an_export_refuses_the_labels_the_checkpoint_refuses(onnx_model, tiny_run, tmp_path):
