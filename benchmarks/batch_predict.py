@@ -10,7 +10,6 @@ beforehand, label map only) in the same run, so the share of reading and writing
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -57,9 +56,9 @@ def main() -> int:
            "ms_per_image": {"labels_color_overlay": round(med(full), 2), "labels_only": round(med(overlays_off), 2),
                             "model_alone": round(med(model_only), 2)},
            "kb_per_image": {k: round(v, 1) for k, v in sizes.items()}}
-    print(json.dumps(res, indent=2))
-    Path(a.out).write_text(json.dumps(res, indent=2))
-    write_markdown(res, Path(a.out).with_suffix(".md"))
+    from report import save_results
+
+    save_results(res, a.out, write_markdown)
     return 0
 
 

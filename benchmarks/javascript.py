@@ -230,10 +230,9 @@ def main() -> int:
                          label_agreement=agree.get((prec, backend), 1.0)))
     res = dict(model=f"{ARCH}+{ENCODER}", size=[H, W], threads=THREADS, weights=weights, images=images_note,
                calibration=calib_note, node=node_version, rounds=a.rounds, runs=a.runs, rows=rows)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=2))
-    write_markdown(res, Path(a.out).with_suffix(".md"))
-    print(json.dumps(res, indent=2))
+    from report import save_results
+
+    save_results(res, a.out, write_markdown)
     return 0
 
 

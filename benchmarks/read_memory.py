@@ -122,10 +122,9 @@ def main() -> int:
     res = {"image": f"{a.size}x{a.size} 16-bit grey TIFF, uncompressed, values 0-4095", "file_mb": round(size_mb, 1),
            "output_mb": round(a.size * a.size * 3 / 2**20, 1), "runs": runs,
            "pixelwise_equals_float_stretch": runs["pixelwise"]["sha1"] == runs["float_stretch"]["sha1"]}
-    print(json.dumps(res, indent=2))
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=2))
-    write_markdown(res, Path(a.out).with_suffix(".md"))
+    from report import save_results
+
+    save_results(res, a.out, write_markdown)
     return 0
 
 

@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 
 def cpu_name() -> str:
@@ -39,3 +39,14 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]], align: str) -
 def write_lines(path: Path, lines: Sequence[str]) -> None:
     """One results file: the lines, newline-terminated."""
     Path(path).write_text("\n".join(lines) + "\n")
+
+
+def save_results(res: dict, out: str | Path, write_markdown: Callable[[dict, Path], None]) -> None:
+    """A script's results: printed, written as ``out`` (JSON) and as its Markdown section beside it
+    (``out`` with ``.md``), which write_benchmarks_md.py copies into BENCHMARKS.md."""
+    import json
+
+    print(json.dumps(res, indent=2))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(res, indent=2))
+    write_markdown(res, Path(out).with_suffix(".md"))

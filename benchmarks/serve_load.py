@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 import subprocess
@@ -158,11 +157,10 @@ def main() -> int:
            "rss_after_mb": round(rss1 / 2**20, 1),
            "model": str(model), "runtime_alone_rps": round(runtime_rps, 2),
            "share_of_runtime_rate": round(a.requests / wall / runtime_rps, 3)}
-    print(json.dumps(res, indent=2))
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=2))
+    from report import save_results
+
+    save_results(res, a.out, write_markdown)
     grew, grew_late = (rss1 - rss0) / 2**20, (rss1 - rss_half) / 2**20
-    write_markdown(res, Path(a.out).with_suffix(".md"))
     return 1 if errors or grew > a.max_growth_mb or grew_late > a.max_late_growth_mb else 0
 
 

@@ -124,10 +124,9 @@ def main() -> int:
            "batch": a.batch, "threads": a.threads, "runs": runs, "label_agreement": round(agree, 5),
            "confidence_leaves_labels_unchanged": same,
            "stride": RuntimeSegmenter.load(model).lowres_factor}
-    print(json.dumps(res, indent=2))
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=2))
-    write_markdown(res, Path(a.out).with_suffix(".md"))
+    from report import save_results
+
+    save_results(res, a.out, write_markdown)
     return 0
 
 
