@@ -128,7 +128,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet,
                     **tiling, scales=a.scales, **save_flags(kinds), areas_csv="areas.csv" if a.areas else None,
                     video=a.video)
-    print(f"{len(files)} files written to {a.out}")
+    print(f"{len(files)} file{'' if len(files) == 1 else 's'} written to {a.out}")
     return 0
 
 

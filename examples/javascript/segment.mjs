@@ -6,10 +6,10 @@
 // names and colours come from the export's sidecar (MODEL.onnx.json), written by `pixelwise export`,
 // or from the same record inside the .onnx when the sidecar is not there.
 //
-//   pixelwise export best.pt --format onnx --pipeline --outputs labels   # -> best.onnx + best.onnx.json
-//   npm ci --ignore-scripts && node segment.mjs best.onnx street.jpg more.png --out preds
-//   node segment.mjs best.onnx street.jpg --backend web   # onnxruntime-web's WebAssembly build,
-//                                                         # what a browser runs
+//   pixelwise export best.pt --format onnx --pipeline --outputs labels   # -> best_pipeline_labels.onnx (+ .json)
+//   npm ci --ignore-scripts && node segment.mjs best_pipeline_labels.onnx street.jpg more.png --out preds
+//   node segment.mjs best_pipeline_labels.onnx street.jpg --backend web   # onnxruntime-web's WebAssembly build,
+//                                                                         # what a browser runs
 //
 // Writes OUT/<stem>_labels.png (8-bit class indices) and OUT/<stem>_color.png, and prints one JSON
 // line per image with each class's pixel count and share. Exit status 2 when an image or the

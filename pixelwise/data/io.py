@@ -98,10 +98,22 @@ def deep_colour(im: Image.Image) -> bool:
     return im.mode in ("RGB", "RGBA") and any(r.startswith(("RGB;16", "RGBA;16", "RGBX;16")) for r in raw)  # not BGR;16 (565)
 
 
+def planar_deep_tiff(im: Image.Image) -> bool:
+    """A TIFF storing each colour band apart (PlanarConfiguration 2) at more than 8 bits: Pillow 13
+    opens it as 8-bit RGB and decodes wrong pixels without an error, so it is refused instead."""
+    if im.format != "TIFF" or im.tag_v2.get(284) != 2:
+        return False
+    bits = im.tag_v2.get(258, (8,))
+    return any(b > 8 for b in (bits if isinstance(bits, tuple) else (bits,))) and len(im.getbands()) > 1
+
+
 def loaded_rgb(im: Image.Image, name: str | Path, as_displayed: bool = True) -> np.ndarray:
     """Load an opened image and convert it by ``pil_to_rgb``'s rule (EXIF orientation applied
     unless ``as_displayed`` is off); a 16-bit colour file that comes out dark is named in a warning."""
     deep = deep_colour(im)  # from the header: loading replaces the tile list
+    if planar_deep_tiff(im):
+        raise _unsupported_tiff(name, "image", " (planar 16-bit colour, which Pillow decodes as wrong 8-bit pixels)",
+                                TIFF_FIX)
     im.load()
     rgb = pil_to_rgb(upright(im) if as_displayed else im)
     if deep and rgb.size and int(rgb.max()) < 32:

@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         with sigterm_unwinds():  # torchrun stops the other ranks with SIGTERM when one fails
             written = run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap, a.save)
         if int(os.environ.get("RANK", "0")) == 0:
-            print(f"{len(written)} files written to {a.out} (listed in {Path(a.out, 'manifest.json')})")
+            print(f"{len(written)} file{'' if len(written) == 1 else 's'} written to {a.out} "
+                  f"(listed in {Path(a.out, 'manifest.json')})")
     except PixelwiseError as exc:  # one line, no traceback, as the CLI does
         print(f"pixelwise: error:{_rank_tag()} {one_line(exc)}", file=sys.stderr)
         return 2

@@ -78,11 +78,20 @@ def leave_out_earlier_outputs(files: list[Path], out_dir: str | Path) -> list[Pa
         return files
     from pixelwise.runtime.georef import read_georef
 
-    rest = [f for f in files if f not in candidates]
-    stems = output_stems(rest)
-    ours = {os.path.join(out, f"{stems[f]}_{k}{'.tif' if read_georef(f) else '.png'}") for f in rest
-            for k in OUTPUT_KINDS}  # a GeoTIFF's outputs are .tif, every other image's .png
-    earlier = [f for f in files if f in candidates and os.path.realpath(f) in ours]
+    # A candidate that is no earlier output is an input (a photo named 'user_color.png'), and its
+    # own outputs are earlier outputs too: grow the set until no new one is found.
+    found: set[Path] = set()
+    inputs = [f for f in files if f not in candidates]
+    for _ in range(len(candidates) + 1):
+        stems = output_stems(inputs)
+        ours = {os.path.join(out, f"{stems[f]}_{k}{'.tif' if read_georef(f) else '.png'}") for f in inputs
+                for k in OUTPUT_KINDS}  # a GeoTIFF's outputs are .tif, every other image's .png
+        new = {f for f in candidates if os.path.realpath(f) in ours} - found
+        if not new:
+            break
+        found |= new
+        inputs = [f for f in files if f not in found]
+    earlier = [f for f in files if f in found]
     if earlier:
         warnings.warn(f"Left out {len(earlier)} file(s) in {out_dir} named as this run's outputs ({earlier[0].name}"
                       f"{', ...' if len(earlier) > 1 else ''}): an earlier run's results, not images to segment; "
@@ -303,8 +312,9 @@ def unreadable_error(skipped: list[tuple[Path, str]], total: int, out: Path, lis
     where = f" (all listed in {listed_in})" if listed_in else ""
     fixes = {w.partition(" Fix: ")[2] for _, w in skipped}  # one shared fix (e.g. 8-bit RGB for float .npy) is kept
     return UnreadableImagesError(
-        f"{len(skipped)} of {total} images could not be read and were skipped{where}; the other "
-        f"{total - len(skipped)} were predicted into {out}. First: {why.split(' Fix: ')[0]}", path=first,
+        f"{len(skipped)} of {total} images could not be read and {'was' if len(skipped) == 1 else 'were'} skipped"
+        f"{where}; the other {total - len(skipped)} {'was' if total - len(skipped) == 1 else 'were'} predicted into "
+        f"{out}. First: {why.split(' Fix: ')[0]}", path=first,
         fix=fixes.pop() if len(fixes) == 1 and "" not in fixes else "re-export or remove the skipped files",
         written=written, skipped=skipped)
 

@@ -103,12 +103,12 @@ def create_app(models: dict[str, Any], api_key: str | None = None, max_upload_by
                                        "report it with the server's log"}, status_code=500)
 
     @app.head("/health", include_in_schema=False)  # load balancers' checks
-    @app.get("/health")
+    @app.get("/health", responses=error_responses(408))  # slow headers: 408 on any path
     def health() -> dict:
         return {"status": "ok", "models": list(models), "uptime_s": round(time.time() - stats["started"], 1),
                 "requests": stats["requests"], "errors": stats["errors"]}
 
-    @app.get("/v1/models", dependencies=keyed, responses=error_responses(401))
+    @app.get("/v1/models", dependencies=keyed, responses=error_responses(401, 408))
     def list_models() -> dict:
         return {"default": default, "models": [describe(n, m, paths.get(n)) for n, m in models.items()]}
 

@@ -82,6 +82,20 @@ def test_a_file_in_a_variant_pillow_cannot_decode_is_an_image_error(tmp_path: Pa
     assert "Fix:" in str(err.value)
 
 
+def test_planar_16_bit_colour_is_refused_not_misread(tmp_path: Path):
+    """Pillow opens a TIFF with 16-bit bands stored apart as 8-bit RGB and decodes wrong pixels
+    (off by up to 251 from the data's top 8 bits) without an error; the README says it is refused."""
+    import tifffile
+
+    rgb = np.random.default_rng(0).integers(0, 65536, (3, 24, 32), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "planar16.tif", rgb, photometric="rgb", planarconfig="separate")
+    with pytest.raises(ImageReadError, match="planar16.tif.*planar 16-bit.*gdal_translate"):
+        read_image(tmp_path / "planar16.tif")
+    small = (rgb >> 8).astype(np.uint8)  # planar 8-bit colour is decoded right, and still read
+    tifffile.imwrite(tmp_path / "planar8.tif", small, photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(read_image(tmp_path / "planar8.tif"), small.transpose(1, 2, 0))
+
+
 def test_rgb_label_is_refused(tmp_path: Path):
     p = tmp_path / "rgb.png"
     arr = np.zeros((4, 4, 3), np.uint8)

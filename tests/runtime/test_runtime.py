@@ -499,6 +499,17 @@ def test_batch_inputs_outputs_and_write_errors_are_told_apart(pair, onnx_model, 
     (tmp_path / "link").symlink_to(src)  # the same folder through a symlink: the same earlier outputs
     with pytest.warns(UserWarning, match="Left out 3 file"):
         predict_folder(rt, src, tmp_path / "link", progress=False)
+    # A photo whose own name ends like an output: its outputs were taken for inputs on the rerun,
+    # which then refused to overwrite them.
+    shutil.copy(images[0], src / "user_color.png")
+    with pytest.warns(UserWarning, match="Left out 3 file"):
+        predict_folder(rt, src, src, progress=False)
+    with pytest.warns(UserWarning, match="Left out 5 file"):  # a_labels, a_color, a_overlay, user_color_*
+        again = predict_folder(rt, src, src, progress=False)
+    assert sorted(p.name for p in again) == ["a_color.png", "a_labels.png", "user_color_color.png",
+                                             "user_color_labels.png"]
+    for f in ("user_color.png", "user_color_labels.png", "user_color_color.png"):
+        (src / f).unlink()
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(ImageReadError) as one:  # one named file: its own error, no list written
