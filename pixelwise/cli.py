@@ -296,5 +296,19 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = shown_before
 
 
+def run() -> None:
+    """The ``pixelwise`` console script: ``main``'s status; after Ctrl-C (status 130 from ``main``,
+    whose cleanup has run) the process ends by SIGINT itself, as Python ends an uncaught
+    KeyboardInterrupt, so a shell loop around pixelwise stops too."""
+    code = main()
+    if code == 130:
+        import signal
+
+        from pixelwise.shutdown import end_by
+
+        end_by(signal.SIGINT)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import signal
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 
 class Stopped(BaseException):
@@ -47,11 +47,17 @@ def sigterm_unwinds() -> Iterator[None]:
     try:
         yield
     except Stopped as exc:
-        signal.signal(exc.signum, signal.SIG_DFL)
         previous = None
         os.write(2, f"pixelwise: stopped by {signal.Signals(exc.signum).name}\n".encode())
-        os.kill(os.getpid(), exc.signum)  # the default action: the process ends here
-        raise SystemExit(128 + exc.signum) from None  # only if the signal was blocked
+        end_by(exc.signum)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def end_by(signum: int) -> NoReturn:
+    """End the process by ``signum``'s default action, after the cleanup has run: a shell loop
+    stops at a Ctrl-C'd pixelwise as it stops at any program, and a parent sees the signal."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)  # delivered before kill returns: the process ends here
+    raise SystemExit(128 + signum)  # only if the signal was blocked

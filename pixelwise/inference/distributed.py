@@ -12,13 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from pixelwise.cli import outputs_arg, save_flags
-from pixelwise.errors import PixelwiseError, file_system_line, one_line
-from pixelwise.shutdown import sigterm_unwinds
+from pixelwise.errors import PixelwiseError, file_system_line, first_line, one_line
+from pixelwise.shutdown import end_by, sigterm_unwinds
 
 
 def shard(files: list[Path], rank: int, world: int) -> list[Path]:
@@ -64,17 +66,22 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     if progress and rank == 0 and world > 1:
         print(f"predicting {len(files)} images in {world} processes (the bar shows this one's share)", flush=True)
     try:
-        mine = predict_folder(seg, source, out, files=shard(files, rank, world), progress=progress and rank == 0,
-                              flip=flip, skipped_list=None, names_by_file=output_stems(files),
-                              **save_flags(save),
-                              **({"tile": tile, "overlap": overlap} if tile is not None or overlap is not None else {}))
+        # SIGTERM (torchrun stopping the ranks when one fails, a kill) unwinds the predicting through
+        # its cleanup; not the collectives below, where a Python handler would wait for the peers.
+        with sigterm_unwinds():
+            mine = predict_folder(seg, source, out, files=shard(files, rank, world),
+                                  progress=progress and rank == 0, flip=flip, skipped_list=None,
+                                  names_by_file=output_stems(files), **save_flags(save),
+                                  **({"tile": tile, "overlap": overlap} if tile is not None or overlap is not None
+                                     else {}))
         skipped: list[tuple[Path, str]] = []
     except UnreadableImagesError as exc:  # the other images were predicted; rank 0 reports them all
         mine, skipped = exc.written, exc.skipped
     part = ([str(p) for p in mine], [(str(p), why) for p, why in skipped])
     gathered: list[Any] = [None] * world
     if world > 1:
-        dist.all_gather_object(gathered, part)
+        with peers_gone():
+            dist.all_gather_object(gathered, part)
     else:
         gathered = [part]
     everything = sorted(p for outs, _ in gathered for p in outs)
@@ -84,11 +91,24 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
             "model": model, "source": source, "world_size": world, "images": len(files), "outputs": everything,
             "skipped": [{"path": str(p), "reason": why} for p, why in all_skipped]}, indent=2).encode())
     if world > 1:
-        dist.barrier()
+        with peers_gone():
+            dist.barrier()
         dist.destroy_process_group()
     if rank == 0:
         report_skipped(all_skipped, len(files), Path(out), "skipped.txt", [Path(p) for p in everything])
     return everything
+
+
+@contextmanager
+def peers_gone() -> Iterator[None]:
+    """A collective whose peer has exited (its own error is printed above) raised the backend's
+    RuntimeError with a 25-line traceback on the ranks still waiting: one line instead."""
+    try:
+        yield
+    except RuntimeError as exc:
+        raise PixelwiseError(f"Another process of this run stopped before sharing its results ({first_line(exc)}).",
+                             fix="see the other rank's error above (torchrun's report names it); this process's "
+                                 "own outputs are written") from None
 
 
 def _rank_tag() -> str:
@@ -112,8 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     try:
-        with sigterm_unwinds():  # torchrun stops the other ranks with SIGTERM when one fails
-            written = run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap, a.save)
+        written = run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap, a.save)
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"{len(written)} file{'' if len(written) == 1 else 's'} written to {a.out} "
                   f"(listed in {Path(a.out, 'manifest.json')})")
@@ -125,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"pixelwise: error:{_rank_tag()} {file_system_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C reaches every rank (and torchrun forwards it): one line each
+        print(f"pixelwise: interrupted{_rank_tag()}", file=sys.stderr)
+        end_by(signal.SIGINT)
     return 0
 
 

@@ -51,6 +51,22 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
     # torchrun prints its own ChildFailedError traceback; none comes from pixelwise's code
     assert r.returncode != 0 and str(ROOT / "pixelwise") not in r.stderr and "FileExistsError" not in r.stderr, r.stderr
     assert r.stderr.count("a file is where a folder is needed") == 2 and "[rank 1 of 2]" in r.stderr
+    # One rank fails (a folder where its output goes) while the other waits in the gather: that one
+    # printed the backend's 25-line traceback ("Connection closed by peer"); now one line.
+    blocked = tmp_path / "blocked"
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for f in sorted(src.glob("*.jpg"))[:2]:
+        if "corrupt" not in f.name:
+            shutil.copy(f, clean / f.name)
+    second = sorted(clean.glob("*.jpg"))[1]  # rank 1's only image
+    (blocked / f"{second.stem}_labels.png").mkdir(parents=True)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "pixelwise.inference.distributed", str(tiny_run.best), str(clean),
+                        "--out", str(blocked), "--quiet"],
+                       capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert r.returncode != 0 and "[rank 1 of 2]" in r.stderr, r.stderr[-3000:]
+    assert str(ROOT / "pixelwise") not in r.stderr, r.stderr[-3000:]  # no traceback through pixelwise's code
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert manifest["world_size"] == 2 and manifest["images"] == len(list(src.glob("*.jpg"))) + 1
     assert [Path(s["path"]).name for s in manifest["skipped"]] == ["zz_corrupt.jpg"]

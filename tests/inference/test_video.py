@@ -297,3 +297,8 @@ def test_sigterm_ends_a_command_through_its_cleanup(tmp_path):
                            "assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL\n"],
                           capture_output=True, text=True, timeout=60)
     assert kept.returncode == 0, kept.stderr
+    # After Ctrl-C (main's cleanup done, status 130) the console script ends by SIGINT itself, so a
+    # shell loop around it stops, as around any program; it used to exit 130 and the loop went on.
+    ended = subprocess.run([sys.executable, "-c", "import pixelwise.cli as cli\ncli.main = lambda: 130\ncli.run()\n"],
+                           capture_output=True, text=True, timeout=60)
+    assert ended.returncode == -signal.SIGINT, ended.stderr
