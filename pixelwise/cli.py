@@ -243,13 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _one_line_warnings(show: Callable) -> Callable:
+def _one_line_warnings(show: Callable, tag: str = "") -> Callable:
     """pixelwise's own warnings (a skipped file, a dataset whose class names differ) as one line,
-    like its errors; other libraries' warnings keep ``show``, Python's format, which says where
-    they come from."""
+    like its errors (``tag``: the torchrun rank); other libraries' warnings keep ``show``, Python's
+    format, which says where they come from."""
     def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
         if issubclass(category, UserWarning) and "pixelwise" in Path(filename).parts:
-            print(f"pixelwise: warning: {one_line(message)}", file=file or sys.stderr)
+            print(f"pixelwise: warning:{tag} {one_line(message)}", file=file or sys.stderr)
         else:
             show(message, category, filename, lineno, file, line)
 
