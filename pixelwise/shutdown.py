@@ -58,6 +58,13 @@ def sigterm_unwinds() -> Iterator[None]:
 def end_by(signum: int) -> NoReturn:
     """End the process by ``signum``'s default action, after the cleanup has run: a shell loop
     stops at a Ctrl-C'd pixelwise as it stops at any program, and a parent sees the signal."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):  # the default action skips Python's own flush at exit
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)  # delivered before kill returns: the process ends here
     raise SystemExit(128 + signum)  # only if the signal was blocked

@@ -99,12 +99,14 @@ def deep_colour(im: Image.Image) -> bool:
 
 
 def planar_deep_tiff(im: Image.Image) -> bool:
-    """A TIFF storing each colour band apart (PlanarConfiguration 2) at more than 8 bits: Pillow 13
-    opens it as 8-bit RGB and decodes wrong pixels without an error, so it is refused instead."""
+    """An uncompressed TIFF storing each colour band apart (PlanarConfiguration 2) at more than 8
+    bits: Pillow 13 decodes it with its own raw decoder as wrong 8-bit pixels, without an error, so
+    it is refused instead (compressed ones go through libtiff and come out right)."""
     if im.format != "TIFF" or im.tag_v2.get(284) != 2:
         return False
     bits = im.tag_v2.get(258, (8,))
-    return any(b > 8 for b in (bits if isinstance(bits, tuple) else (bits,))) and len(im.getbands()) > 1
+    deep = any(b > 8 for b in (bits if isinstance(bits, tuple) else (bits,))) and len(im.getbands()) > 1
+    return deep and any(t[0] == "raw" for t in im.tile)
 
 
 def loaded_rgb(im: Image.Image, name: str | Path, as_displayed: bool = True) -> np.ndarray:

@@ -59,6 +59,8 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     device = f"cuda:{local}" if use_cuda else "cpu"
+    if use_cuda:
+        torch.cuda.set_device(local)  # NCCL's collectives use the current device: each rank its own
     if not use_cuda:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     files = leave_out_earlier_outputs(expand_sources(source), out)
@@ -87,9 +89,10 @@ def run(model: str, source: str, out: str, flip: bool = False, progress: bool = 
     everything = sorted(p for outs, _ in gathered for p in outs)
     all_skipped = sorted((Path(p), why) for _, skips in gathered for p, why in skips)
     if rank == 0:
-        atomic_write_bytes(Path(out, "manifest.json"), json.dumps({
-            "model": model, "source": source, "world_size": world, "images": len(files), "outputs": everything,
-            "skipped": [{"path": str(p), "reason": why} for p, why in all_skipped]}, indent=2).encode())
+        with sigterm_unwinds():  # no collective here: a kill still removes the manifest's temp file
+            atomic_write_bytes(Path(out, "manifest.json"), json.dumps({
+                "model": model, "source": source, "world_size": world, "images": len(files), "outputs": everything,
+                "skipped": [{"path": str(p), "reason": why} for p, why in all_skipped]}, indent=2).encode())
     if world > 1:
         with peers_gone():
             dist.barrier()
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"pixelwise: error:{_rank_tag()} {file_system_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C reaches every rank (and torchrun forwards it): one line each
+    except KeyboardInterrupt:  # torchrun forwards Ctrl-C to every rank: one line each
         print(f"pixelwise: interrupted{_rank_tag()}", file=sys.stderr)
         end_by(signal.SIGINT)
     return 0

@@ -82,10 +82,13 @@ def leave_out_earlier_outputs(files: list[Path], out_dir: str | Path) -> list[Pa
     # own outputs are earlier outputs too: grow the set until no new one is found.
     found: set[Path] = set()
     inputs = [f for f in files if f not in candidates]
+    suffix: dict[Path, str] = {}  # a GeoTIFF's outputs are .tif, every other image's .png; one header read each
     for _ in range(len(candidates) + 1):
         stems = output_stems(inputs)
-        ours = {os.path.join(out, f"{stems[f]}_{k}{'.tif' if read_georef(f) else '.png'}") for f in inputs
-                for k in OUTPUT_KINDS}  # a GeoTIFF's outputs are .tif, every other image's .png
+        for f in inputs:
+            if f not in suffix:
+                suffix[f] = ".tif" if read_georef(f) else ".png"
+        ours = {os.path.join(out, f"{stems[f]}_{k}{suffix[f]}") for f in inputs for k in OUTPUT_KINDS}
         new = {f for f in candidates if os.path.realpath(f) in ours} - found
         if not new:
             break

@@ -91,7 +91,11 @@ def test_planar_16_bit_colour_is_refused_not_misread(tmp_path: Path):
     tifffile.imwrite(tmp_path / "planar16.tif", rgb, photometric="rgb", planarconfig="separate")
     with pytest.raises(ImageReadError, match="planar16.tif.*planar 16-bit.*gdal_translate"):
         read_image(tmp_path / "planar16.tif")
-    small = (rgb >> 8).astype(np.uint8)  # planar 8-bit colour is decoded right, and still read
+    small = (rgb >> 8).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "planar16z.tif", rgb, photometric="rgb", planarconfig="separate",
+                     compression="zlib")  # compressed: libtiff decodes it right, so it is read
+    np.testing.assert_array_equal(read_image(tmp_path / "planar16z.tif"), small.transpose(1, 2, 0))
+    # planar 8-bit colour is decoded right, and still read
     tifffile.imwrite(tmp_path / "planar8.tif", small, photometric="rgb", planarconfig="separate")
     np.testing.assert_array_equal(read_image(tmp_path / "planar8.tif"), small.transpose(1, 2, 0))
 

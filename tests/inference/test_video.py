@@ -269,6 +269,7 @@ def test_the_python_verb_segments_a_video_and_folders_say_which_videos_they_leav
 
 def test_sigterm_ends_a_command_through_its_cleanup(tmp_path):
     """kill (SIGTERM) left a video's hidden staging file behind; it now unwinds like Ctrl-C."""
+    import os
     import signal
     import subprocess
     import sys
@@ -302,3 +303,10 @@ def test_sigterm_ends_a_command_through_its_cleanup(tmp_path):
     ended = subprocess.run([sys.executable, "-c", "import pixelwise.cli as cli\ncli.main = lambda: 130\ncli.run()\n"],
                            capture_output=True, text=True, timeout=60)
     assert ended.returncode == -signal.SIGINT, ended.stderr
+    log = tmp_path / "log.txt"  # stdout to a file is block-buffered: flushed before the signal ends it
+    with open(log, "w") as fh:
+        done = subprocess.run([sys.executable, "-c", "import signal\nfrom pixelwise.shutdown import end_by\n"
+                               "print('last epoch line')\nend_by(signal.SIGINT)\n"], stdout=fh, timeout=60,
+                              env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"})
+    assert done.returncode == -signal.SIGINT and log.read_text() == "last epoch line\n"
+    log.unlink()
