@@ -218,7 +218,8 @@ async function main() {
     }
     const { width, height, rgb } = image;
     const feeds = { [meta.input_name]: new ort.Tensor("uint8", rgb, [height, width, 3]) };
-    const labels = (await session.run(feeds, ["labels"])).labels.data; // uint8, height x width
+    const labels = (await session.run(feeds, ["labels"])).labels.data; // uint8, height x width (int32 above
+    // 256 classes, which this example's 8-bit label PNGs cannot hold: it is for models of up to 256)
     const counts = new Array(meta.names.length).fill(0);
     const color = new Uint8Array(width * height * 3);
     for (let i = 0; i < labels.length; i++) {
