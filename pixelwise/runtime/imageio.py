@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pixelwise.data.io import (UPLOAD_FORMATS, loaded_rgb, open_image, pil_to_rgb,  # numpy + Pillow only
-                               read_image as read_image_file, tiff_error, upright)
+from pixelwise.data.io import (TIFF_FIX, UPLOAD_FORMATS, _unsupported_tiff, loaded_rgb, open_image,  # numpy + Pillow
+                               pil_to_rgb, planar_deep_tiff, read_image as read_image_file, tiff_error, upright)
 from pixelwise.errors import ImageReadError, ImageTooLargeError, PixelwiseError, first_line
 
 UPLOAD_FIX = "send a PNG, JPEG, TIFF, BMP, WebP, GIF, PNM or TGA file"
@@ -41,6 +41,9 @@ def load_input(image: object) -> tuple[np.ndarray, Path | None]:
     if isinstance(image, np.ndarray):
         return ensure_rgb(image, "array"), None
     if isinstance(image, Image.Image):
+        if planar_deep_tiff(image):  # opened, not yet loaded: the same refusal as for its file
+            raise _unsupported_tiff(getattr(image, "filename", "") or "image", "image",
+                                    " (planar 16-bit colour, which Pillow decodes as wrong 8-bit pixels)", TIFF_FIX)
         return pil_to_rgb(upright(image)), None
     if isinstance(image, (str, os.PathLike)):
         src = Path(image)

@@ -91,6 +91,11 @@ def test_planar_16_bit_colour_is_refused_not_misread(tmp_path: Path):
     tifffile.imwrite(tmp_path / "planar16.tif", rgb, photometric="rgb", planarconfig="separate")
     with pytest.raises(ImageReadError, match="planar16.tif.*planar 16-bit.*gdal_translate"):
         read_image(tmp_path / "planar16.tif")
+    from pixelwise.runtime.imageio import load_input
+
+    with Image.open(tmp_path / "planar16.tif") as opened:  # predict(Image.open(...)) is refused too
+        with pytest.raises(ImageReadError, match="planar 16-bit"):
+            load_input(opened)
     small = (rgb >> 8).astype(np.uint8)
     tifffile.imwrite(tmp_path / "planar16z.tif", rgb, photometric="rgb", planarconfig="separate",
                      compression="zlib")  # compressed: libtiff decodes it right, so it is read
