@@ -109,13 +109,18 @@ def planar_deep_tiff(im: Image.Image) -> bool:
     return deep and any(t[0] == "raw" for t in im.tile)
 
 
+def refuse_planar_deep_tiff(im: Image.Image, name: str | Path) -> None:
+    """``planar_deep_tiff``'s refusal, for a file, an upload or an opened PIL image alike."""
+    if planar_deep_tiff(im):
+        raise _unsupported_tiff(name, "image", " (planar 16-bit colour, which Pillow decodes as wrong 8-bit pixels)",
+                                TIFF_FIX)
+
+
 def loaded_rgb(im: Image.Image, name: str | Path, as_displayed: bool = True) -> np.ndarray:
     """Load an opened image and convert it by ``pil_to_rgb``'s rule (EXIF orientation applied
     unless ``as_displayed`` is off); a 16-bit colour file that comes out dark is named in a warning."""
     deep = deep_colour(im)  # from the header: loading replaces the tile list
-    if planar_deep_tiff(im):
-        raise _unsupported_tiff(name, "image", " (planar 16-bit colour, which Pillow decodes as wrong 8-bit pixels)",
-                                TIFF_FIX)
+    refuse_planar_deep_tiff(im, name)
     im.load()
     rgb = pil_to_rgb(upright(im) if as_displayed else im)
     if deep and rgb.size and int(rgb.max()) < 32:

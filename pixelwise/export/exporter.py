@@ -263,11 +263,7 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
         final.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.export-"))
     except OSError as exc:
-        for d in made:  # folders made before mkdtemp failed
-            try:
-                d.rmdir()
-            except OSError:
-                break
+        _remove_empty(made)  # folders made before mkdtemp failed
         blocking = next((d for d in (final.parent, *final.parent.parents) if d.exists() and not d.is_dir()), None)
         if blocking is not None:  # mkdir says only "File exists"
             raise ExportError(f"Cannot write the export into {final.parent}: {blocking} is a file, not a folder.",
@@ -321,12 +317,18 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
         done = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        for d in made if not done else ():  # a failed export leaves no empty best_openvino/ behind
-            try:
-                d.rmdir()
-            except OSError:
-                break
+        if not done:  # a failed export leaves no empty best_openvino/ behind
+            _remove_empty(made)
     return ExportResult(final, sidecar_path(final), fmt, report, meta, time.time() - t0, skipped)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders an export made for its destination (innermost first), while empty."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def _refuse_if_unreadable(step: str, ims: list, skipped: list[tuple[Path, str]], option: str) -> None:

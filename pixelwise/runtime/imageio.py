@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pixelwise.data.io import (TIFF_FIX, UPLOAD_FORMATS, _unsupported_tiff, loaded_rgb, open_image,  # numpy + Pillow
-                               pil_to_rgb, planar_deep_tiff, read_image as read_image_file, tiff_error, upright)
+from pixelwise.data.io import (UPLOAD_FORMATS, loaded_rgb, open_image, pil_to_rgb,  # numpy + Pillow only
+                               read_image as read_image_file, refuse_planar_deep_tiff, tiff_error, upright)
 from pixelwise.errors import ImageReadError, ImageTooLargeError, PixelwiseError, first_line
 
 UPLOAD_FIX = "send a PNG, JPEG, TIFF, BMP, WebP, GIF, PNM or TGA file"
@@ -41,9 +41,7 @@ def load_input(image: object) -> tuple[np.ndarray, Path | None]:
     if isinstance(image, np.ndarray):
         return ensure_rgb(image, "array"), None
     if isinstance(image, Image.Image):
-        if planar_deep_tiff(image):  # opened, not yet loaded: the same refusal as for its file
-            raise _unsupported_tiff(getattr(image, "filename", "") or "image", "image",
-                                    " (planar 16-bit colour, which Pillow decodes as wrong 8-bit pixels)", TIFF_FIX)
+        refuse_planar_deep_tiff(image, getattr(image, "filename", "") or "image")  # opened, not yet loaded
         return pil_to_rgb(upright(image)), None
     if isinstance(image, (str, os.PathLike)):
         src = Path(image)
@@ -70,19 +68,16 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = Non
                                          f"{max_pixels}.", path=name, fix="downscale it (or tile it "
                                          "client-side and send the tiles)")
             return loaded_rgb(im, name)  # as displayed, like a file read from disk
-    except UnidentifiedImageError as exc:  # Pillow's message names its BytesIO object, not the upload
-        tiff = tiff_error(data, name, "image", exc, "send the whole file")
-        if tiff is not None:
-            raise tiff from None
-        raise ImageReadError(f"Cannot decode image {name}: " + (f"its {len(data)} bytes are in none of the formats "
-                             "this reads (PNG, JPEG, TIFF, BMP, WebP, GIF, PNM, TGA)." if data else "the upload is empty."),
-                             path=name, fix=UPLOAD_FIX) from None
     except (PixelwiseError, MemoryError):
         raise
     except Exception as exc:  # OSError, SyntaxError, ValueError, struct.error... from a plugin on bad bytes
         tiff = tiff_error(data, name, "image", exc, "send the whole file")
         if tiff is not None:
             raise tiff from None
+        if isinstance(exc, UnidentifiedImageError):  # Pillow's message names its BytesIO object, not the upload
+            raise ImageReadError(f"Cannot decode image {name}: " + (
+                f"its {len(data)} bytes are in none of the formats this reads (PNG, JPEG, TIFF, BMP, WebP, GIF, PNM, "
+                "TGA)." if data else "the upload is empty."), path=name, fix=UPLOAD_FIX) from None
         raise ImageReadError(f"Cannot decode image {name} ({type(exc).__name__}: {first_line(exc)}).", path=name,
                              fix=UPLOAD_FIX) from None
 

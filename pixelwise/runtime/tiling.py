@@ -283,10 +283,8 @@ def tiled_labels_lowres(image: np.ndarray, score_fn: LowResScoreFn, num_classes:
     H, W = image.shape[:2]
     f = factor
 
-    def tile_size(n: int) -> int:
-        return min(max(multiple, tile // multiple * multiple), -(-n // multiple) * multiple)
-
-    th, tw = tile_size(H), tile_size(W)
+    # at most the side padded to the multiple, as the whole-image graph pads it
+    th, tw = (_tile_side(-(-n // multiple) * multiple, tile, multiple) for n in (H, W))
     thl, twl = th // f, tw // f
     # Sample rows/columns that reach the image: one past the last that holds pixels, because the
     # whole-image graph pads to ``multiple`` and interpolates the last pixels towards that one.
