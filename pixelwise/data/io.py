@@ -162,6 +162,12 @@ def upright(im: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
 
 
+def stored_upright(im: Image.Image) -> bool:
+    """Whether pixelwise reads the image as it is stored (no EXIF orientation to apply): only then
+    does a grid described beside the file (a world file) describe what pixelwise predicts."""
+    return _orientation(im) == 1
+
+
 def turned_by_exif(path: Path) -> bool:
     """Whether the file's EXIF orientation swaps its width and height (for error messages)."""
     try:

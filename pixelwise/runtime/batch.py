@@ -128,11 +128,13 @@ def output_stems(files: Sequence[Path]) -> dict[Path, str]:
 
 def refuse_overwriting_inputs(inputs: Sequence[Path], outputs: Sequence[Path]) -> None:
     """An output folder that is the input folder is fine until an image is itself named like an
-    output (``a.png`` beside ``a_labels.png`` from an earlier run): never write over a source."""
+    output (``a.png`` beside ``a_labels.png`` from an earlier run): never write over a source
+    (an image, or the world file or ``.prj`` beside one)."""
     sources = {Path(f).resolve() for f in inputs}
     clash = next((o for o in outputs if Path(o).resolve() in sources), None)
     if clash is not None:
-        raise DatasetError(f"Predicting would overwrite the input image {clash}.", path=clash,
+        what = "image" if Path(clash).suffix.lower() in IMAGE_EXTS else "file"
+        raise DatasetError(f"Predicting would overwrite the input {what} {clash}.", path=clash,
                            fix="write the outputs to another folder (--out), or move that image out of the inputs")
 
 
@@ -233,7 +235,8 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
                    **predict_kw: Any) -> list[Path]:
     """Predict every image; write ``<stem>_labels.png`` / ``_color.png`` / ``_overlay.png``, and
     ``<stem>_confidence.png`` (max class probability x 255) with ``save_confidence``. The outputs
-    of a GeoTIFF are GeoTIFFs (``<stem>_labels.tif`` ...) with its georeferencing, for GIS tools.
+    of a GeoTIFF are GeoTIFFs (``<stem>_labels.tif`` ...) with its georeferencing, for GIS tools;
+    an image's world file, ``.prj`` and ``.aux.xml`` georeferencing go beside each of its outputs.
 
     ``predict_kw`` goes to ``model.predict`` (``tile``/``overlap`` for huge images, ``flip``,
     ``scales``). ``areas_csv``: a CSV in ``out_dir`` with each image's share of every class.
@@ -246,7 +249,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     predicted an ``UnreadableImagesError`` (carrying ``written`` and ``skipped``) reports it.
     ``skip_unreadable=False`` raises at the first such file instead."""
     from pixelwise.data.io import atomic_write_bytes  # numpy + Pillow only
-    from pixelwise.runtime.georef import encode_geotiff, read_georef
+    from pixelwise.runtime.georef import encode_geotiff, read_georef, read_sidecars, sidecar_names, write_sidecars
     from pixelwise.runtime.imageio import encode_png, read_image
 
     if save_confidence:
@@ -260,8 +263,11 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     kinds = [k for k, on in (("labels", save_labels), ("color", save_color), ("overlay", save_overlay),
                              ("confidence", save_confidence)) if on]  # the files written per image
     georefs = {f: read_georef(f) for f in files}  # TIFF headers only
+    sidecars = {f: read_sidecars(f) for f in files}  # world file, .prj, .aux.xml: carried beside each output
     ext = {f: ".tif" if georefs[f] else ".png" for f in files}
-    refuse_overwriting_inputs(list(stems), [out / f"{stems[f]}_{k}{ext[f]}" for f in files for k in kinds]
+    outputs = [out / f"{stems[f]}_{k}{ext[f]}" for f in files for k in kinds]
+    refuse_overwriting_inputs([*stems, *(p for s in sidecars.values() if s for p in s.sources)],
+                              outputs + [p for o in outputs for p in sidecar_names(o)]
                               + ([out / areas_csv] if areas_csv else []))
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -297,6 +303,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
             georef = georefs[f]
             atomic_write_bytes(path, encode_geotiff(arr, georef) if georef else encode_png(arr, fast=kind == "overlay"))
             written.append(path)
+            written += write_sidecars(path, sidecars[f])
     if areas_csv:
         table = io.StringIO()
         csv.writer(table, lineterminator="\n").writerows([["file", *names], *areas])

@@ -82,3 +82,124 @@ def encode_geotiff(array: np.ndarray, georef: Georef, big: bool | None = None) -
     options = {"big_tiff": True} if big else {"compression": "tiff_adobe_deflate"}
     Image.fromarray(array).save(buf, format="TIFF", tiffinfo=georef.tiffinfo(), **options)
     return buf.getvalue()
+
+
+# Georeferencing held beside an image, as GDAL (and so QGIS) and ESRI tools read it: a world file
+# (the pixel grid's affine transform), an ESRI .prj (the coordinate system) and GDAL's
+# <image>.aux.xml (coordinate system, transform and ground control points). An aerial PNG or
+# JPEG tile usually comes so; a GeoTIFF may too (GDAL reads the .aux.xml before the tags).
+AUX_KEPT = ("SRS", "GeoTransform", "GCPList")  # what describes the grid; band statistics and the rest do not
+SIDECAR_MAX_BYTES = 16 << 20  # a sidecar larger than this is no georeferencing pixelwise carries
+
+
+@dataclass(frozen=True)
+class Sidecars:
+    """The georeferencing files of one image, as bytes to write beside each of its outputs."""
+
+    world: bytes | None = None
+    prj: bytes | None = None
+    aux: bytes | None = None  # a PAMDataset holding only AUX_KEPT elements
+    sources: tuple[Path, ...] = ()  # the input's own sidecar files (never written over)
+
+    def files_for(self, output: Path) -> dict[Path, bytes]:
+        """The sidecar files of ``output`` (``a_labels.png`` -> ``a_labels.pgw``, ``a_labels.prj``,
+        ``a_labels.png.aux.xml``) with their content."""
+        content = dict(zip(sidecar_names(output), (self.world, self.prj, self.aux)))
+        return {p: data for p, data in content.items() if data is not None}
+
+
+def sidecar_names(output: Path) -> tuple[Path, Path, Path]:
+    """The sidecar files ``write_sidecars`` writes or removes beside ``output``."""
+    return world_file_of(output), output.with_suffix(".prj"), aux_file_of(output)
+
+
+def world_file_of(image: Path) -> Path:
+    """GDAL's first world-file name for ``image``: the suffix's first and last letters and 'w'
+    (``.png`` -> ``.pgw``, ``.tif`` -> ``.tfw``)."""
+    ext = image.suffix[1:]
+    return image.with_suffix(f".{ext[0]}{ext[-1]}w")
+
+
+def aux_file_of(image: Path) -> Path:
+    return image.with_name(image.name + ".aux.xml")
+
+
+def _world_candidates(image: Path) -> list[Path]:
+    """Where GDAL looks for ``image``'s world file: ``.pgw``, ``.pngw``, ``.wld``, each in lower then upper case."""
+    ext = image.suffix[1:].lower()
+    names = [f"{ext[0]}{ext[-1]}w", f"{ext}w", "wld"] if ext else ["wld"]
+    return [image.with_suffix(f".{n}") for name in names for n in (name, name.upper())]
+
+
+def _read_small(path: Path) -> bytes | None:
+    try:
+        if not path.is_file() or path.stat().st_size > SIDECAR_MAX_BYTES:
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _kept_aux(path: Path, data: bytes) -> bytes | None:
+    """The grid-describing part of a GDAL .aux.xml; a file that does not parse is left behind with a warning."""
+    import warnings
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        warnings.warn(f"{path} is not valid XML ({exc}); its georeferencing is not carried to the outputs.",
+                      UserWarning, stacklevel=4)
+        return None
+    kept = [el for el in root if el.tag in AUX_KEPT]
+    if root.tag != "PAMDataset" or not kept:
+        return None
+    out = ET.Element("PAMDataset")
+    out.text = "\n  "
+    for el in kept:
+        el.tail = "\n  "
+        out.append(el)
+    kept[-1].tail = "\n"
+    return ET.tostring(out, encoding="utf-8", xml_declaration=False) + b"\n"
+
+
+def read_sidecars(path: str | Path) -> Sidecars | None:
+    """``path``'s world file, .prj and .aux.xml georeferencing, or None when it has none, or when
+    pixelwise reads the image turned by an EXIF/TIFF orientation (the files describe the stored
+    grid, no longer the outputs'). A file that cannot be opened gives None: reading its pixels reports why."""
+    path = Path(path)
+    world_path = next((p for p in _world_candidates(path) if p.is_file()), None)
+    prj_path = next((p for p in (path.with_suffix(".prj"), path.with_suffix(".PRJ")) if p.is_file()), None)
+    aux_path = aux_file_of(path) if aux_file_of(path).is_file() else None
+    found = tuple(p for p in (world_path, prj_path, aux_path) if p is not None)
+    if not found:
+        return None
+    from pixelwise.data.io import stored_upright
+
+    try:
+        with open_image(path) as im:
+            if not stored_upright(im):
+                return None
+    except Exception:  # noqa: BLE001 - reported by the pixel read that follows
+        return None
+    world = _read_small(world_path) if world_path else None
+    prj = _read_small(prj_path) if prj_path else None
+    aux_data = _read_small(aux_path) if aux_path else None
+    aux = _kept_aux(aux_path, aux_data) if aux_path and aux_data else None
+    if world is None and aux is None and prj is None:
+        return None
+    return Sidecars(world, prj, aux, found)
+
+
+def write_sidecars(output: Path, sidecars: Sidecars | None) -> list[Path]:
+    """Write ``output``'s sidecar files (atomically), and remove the ones an earlier run left that
+    this input no longer has: a stale world file would place the new output wrongly."""
+    from pixelwise.data.io import atomic_write_bytes
+
+    content = sidecars.files_for(output) if sidecars else {}
+    for stale in sidecar_names(output):
+        if stale not in content:
+            stale.unlink(missing_ok=True)
+    for p, data in content.items():
+        atomic_write_bytes(p, data)
+    return list(content)
