@@ -12,7 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["camvid.md", "camvid_yolo_threads.md", "camvid_default.md", "camvid_default_deploy.md", "camvid_fpn64.md", "step_time.md", "data_loading.md", "inference.md", "gemm_share.md",
-         "deploy_accuracy.md", "tiling.md", "read_memory.md", "batch_predict.md", "serve_load.md", "javascript.md"]
+         "deploy_accuracy.md", "tiling.md", "tiling_agreement.md", "read_memory.md", "batch_predict.md", "serve_load.md", "javascript.md"]
 
 HEADER = """# Benchmarks
 
