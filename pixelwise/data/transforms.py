@@ -5,17 +5,26 @@ image with 0 and the mask with the ignore value, so padded pixels never count as
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # its import-time version check goes online
-
-import albumentations as A  # noqa: E402
 import cv2
 import numpy as np
 
+if TYPE_CHECKING:
+    import albumentations as A
+
 cv2.setNumThreads(0)  # workers are processes already; OpenCV's own threads would fight them
+
+
+def _albumentations():
+    """albumentations, imported when a transform is built: the run's config (``AugmentConfig``)
+    is read and written without it, e.g. where only inference runs."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # its import-time version check goes online
+    import albumentations
+
+    return albumentations
 
 
 @dataclass
@@ -30,6 +39,7 @@ class AugmentConfig:
 
 
 def train_transform(cfg: AugmentConfig, ignore_index: int) -> A.Compose:
+    A = _albumentations()
     lo, hi = cfg.scale_range
     lo, hi = lo * cfg.base_scale, hi * cfg.base_scale
     ch, cw = cfg.crop
@@ -53,6 +63,7 @@ def resize_transform(scale: float) -> A.Compose | None:
     """Evaluation-time resize (labels are compared at full resolution by the evaluator)."""
     if scale == 1.0:
         return None
+    A = _albumentations()
     return A.Compose([A.RandomScale(scale_limit=(scale - 1.0, scale - 1.0), p=1.0)])
 
 
