@@ -135,7 +135,7 @@ def refuse_overwriting_inputs(inputs: Sequence[Path], outputs: Sequence[Path]) -
     if clash is not None:
         what = "image" if Path(clash).suffix.lower() in IMAGE_EXTS else "file"
         raise DatasetError(f"Predicting would overwrite the input {what} {clash}.", path=clash,
-                           fix="write the outputs to another folder (--out), or move that image out of the inputs")
+                           fix=f"write the outputs to another folder (--out), or move that {what} out of the inputs")
 
 
 def progress_bar(items: Iterable[Any], total: int, desc: str, enabled: bool = True) -> Iterator[Any]:
@@ -249,7 +249,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     predicted an ``UnreadableImagesError`` (carrying ``written`` and ``skipped``) reports it.
     ``skip_unreadable=False`` raises at the first such file instead."""
     from pixelwise.data.io import atomic_write_bytes  # numpy + Pillow only
-    from pixelwise.runtime.georef import encode_geotiff, read_georef, read_sidecars, sidecar_names, write_sidecars
+    from pixelwise.runtime.georef import SidecarFinder, encode_geotiff, read_georef, sidecar_names, write_sidecars
     from pixelwise.runtime.imageio import encode_png, read_image
 
     if save_confidence:
@@ -262,12 +262,15 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     out = Path(out_dir)
     kinds = [k for k, on in (("labels", save_labels), ("color", save_color), ("overlay", save_overlay),
                              ("confidence", save_confidence)) if on]  # the files written per image
-    georefs = {f: read_georef(f) for f in files}  # TIFF headers only
-    sidecars = {f: read_sidecars(f) for f in files}  # world file, .prj, .aux.xml: carried beside each output
-    ext = {f: ".tif" if georefs[f] else ".png" for f in files}
-    outputs = [out / f"{stems[f]}_{k}{ext[f]}" for f in files for k in kinds]
-    refuse_overwriting_inputs([*stems, *(p for s in sidecars.values() if s for p in s.sources)],
-                              outputs + [p for o in outputs for p in sidecar_names(o)]
+    georefs = {f: read_georef(f) for f in stems}  # TIFF headers only
+    finder = SidecarFinder()
+    sidecars = {f: finder.read(f) for f in files}  # world file, .prj, .aux.xml: carried beside each output
+    ext = {f: ".tif" if georefs[f] else ".png" for f in stems}
+    # Over the whole run (every torchrun shard checks all of it, so all refuse together): no output,
+    # and no stale sidecar of one about to be removed, may be an input or a file beside one that places it.
+    outputs = [out / f"{stems[f]}_{k}{ext[f]}" for f in stems for k in kinds]
+    refuse_overwriting_inputs([*stems, *(p for f in stems for p in finder.files_of(Path(f)))],
+                              outputs + [p for o in outputs for p in (*sidecar_names(o), *finder.output_files(o))]
                               + ([out / areas_csv] if areas_csv else []))
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -303,7 +306,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
             georef = georefs[f]
             atomic_write_bytes(path, encode_geotiff(arr, georef) if georef else encode_png(arr, fast=kind == "overlay"))
             written.append(path)
-            written += write_sidecars(path, sidecars[f])
+            written += write_sidecars(path, sidecars[f], finder)
     if areas_csv:
         table = io.StringIO()
         csv.writer(table, lineterminator="\n").writerows([["file", *names], *areas])

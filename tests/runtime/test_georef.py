@@ -12,7 +12,7 @@ from PIL import Image, TiffTags
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 from pixelwise.runtime import RuntimeSegmenter
-from pixelwise.runtime.batch import predict_folder
+from pixelwise.runtime.batch import output_stems, predict_folder
 import xml.etree.ElementTree as ET
 
 from pixelwise.errors import DatasetError
@@ -151,6 +151,59 @@ def test_world_files_prj_and_aux_xml_go_beside_each_output(onnx_model, scene, tm
     assert (out / "a_labels.prj").exists() and out / "a_labels.prj" in again
 
 
+GT_AUX = "<PAMDataset>\n  <GeoTransform>1000, 3, 0, 2000, 0, -3</GeoTransform>\n</PAMDataset>\n"
+
+
+def test_the_outputs_are_placed_by_what_places_the_input(scene, tmp_path):
+    """With a world file and an .aux.xml GeoTransform both present, GDAL places a PNG by the
+    world file and a JPEG by the .aux.xml, while PNG outputs would take a world file first: only
+    the source that places the input travels."""
+    for name, world in (("p.png", "p.pgw"), ("j.jpg", "j.jgw")):
+        Image.fromarray(scene).save(tmp_path / name)
+        (tmp_path / world).write_bytes(WORLD)
+        (tmp_path / f"{name}.aux.xml").write_text(GT_AUX.replace("</PAMDataset>", f"  <SRS>{SRS}</SRS>\n</PAMDataset>"))
+    png, jpg = read_sidecars(tmp_path / "p.png"), read_sidecars(tmp_path / "j.jpg")
+    assert png.world == WORLD and [el.tag for el in ET.fromstring(png.aux)] == ["SRS"]
+    assert jpg.world is None and [el.tag for el in ET.fromstring(jpg.aux)] == ["GeoTransform", "SRS"]
+
+
+def test_world_files_are_found_as_gdal_finds_them(scene, tmp_path):
+    def image(name: str) -> Path:
+        Image.fromarray(scene).save(tmp_path / name)
+        return tmp_path / name
+
+    (tmp_path / "mixed.Jgw").write_bytes(WORLD)  # GDAL matches the name in any case
+    assert read_sidecars(image("mixed.jpg")).world == WORLD
+    (tmp_path / "jpw.jpw").write_bytes(WORLD)  # the JPEG driver's extra name
+    assert read_sidecars(image("jpw.jpg")).world == WORLD
+    (tmp_path / "empty.pgw").write_bytes(b"")  # unusable: GDAL goes on to the next name
+    (tmp_path / "empty.wld").write_bytes(WORLD)
+    assert read_sidecars(image("empty.png")).world == WORLD
+    (tmp_path / "w.wpw").write_bytes(WORLD)  # GDAL reads no world file for WEBP
+    assert read_sidecars(image("w.webp")) is None
+    (tmp_path / "ns.png.aux.xml").write_text(AUX.replace("<PAMDataset>", '<PAMDataset xmlns="urn:x">'))
+    aux = ET.fromstring(read_sidecars(image("ns.png")).aux)
+    assert aux.tag == "PAMDataset" and [el.tag for el in aux] == ["SRS", "GeoTransform"]
+
+
+def test_an_aux_xml_gdal_cannot_read_is_not_carried(scene, tmp_path):
+    for name, text in (("dtd", f'<!DOCTYPE x [<!ENTITY s "{SRS}">]><PAMDataset><SRS>&s;</SRS></PAMDataset>'),
+                       ("latin", f'<?xml version="1.0" encoding="ISO-8859-1"?><PAMDataset><SRS>{SRS}é</SRS></PAMDataset>')):
+        Image.fromarray(scene).save(tmp_path / f"{name}.png")
+        (tmp_path / f"{name}.png.aux.xml").write_bytes(text.encode("latin-1"))
+        with pytest.warns(UserWarning, match="not an .aux.xml GDAL reads"):
+            assert read_sidecars(tmp_path / f"{name}.png") is None
+
+
+def test_a_tiff_placed_without_geokeys_keeps_its_tags(scene, tmp_path):
+    ifd = ImageFileDirectory_v2()
+    for tag, value in ((33550, SCALE), (33922, TIEPOINT)):
+        ifd[tag] = value
+        ifd.tagtype[tag] = TiffTags.DOUBLE
+    Image.fromarray(scene).save(tmp_path / "n.tif", tiffinfo=ifd)
+    assert set(read_georef(tmp_path / "n.tif").tags) == {33550, 33922}
+
+
 def test_sidecars_are_carried_only_for_images_read_as_stored(scene, tmp_path):
     photo = tmp_path / "photo.jpg"
     exif = Image.Exif()
@@ -163,7 +216,7 @@ def test_sidecars_are_carried_only_for_images_read_as_stored(scene, tmp_path):
     assert read_sidecars(tmp_path / "flat.jpg").world == WORLD
     Image.fromarray(scene).save(tmp_path / "broken.png")
     (tmp_path / "broken.png.aux.xml").write_text("<PAMDataset><SRS>")
-    with pytest.warns(UserWarning, match="broken.png.aux.xml is not valid XML"):
+    with pytest.warns(UserWarning, match="broken.png.aux.xml is not an .aux.xml GDAL reads"):
         assert read_sidecars(tmp_path / "broken.png") is None
     (tmp_path / "stats.png.aux.xml").write_text('<PAMDataset><PAMRasterBand band="1"/></PAMDataset>')
     Image.fromarray(scene).save(tmp_path / "stats.png")
@@ -178,7 +231,18 @@ def test_an_inputs_sidecar_is_never_written_over(onnx_model, scene, tmp_path):
     Image.fromarray(scene).save(tmp_path / "a.png")
     Image.fromarray(scene).save(tmp_path / "a_labels.jpg")
     (tmp_path / "a_labels.prj").write_bytes(SRS.encode())
+    seg = RuntimeSegmenter.load(onnx_model)
     with pytest.raises(DatasetError, match="overwrite the input file .*a_labels.prj"):
-        predict_folder(RuntimeSegmenter.load(onnx_model), tmp_path, tmp_path, progress=False)
+        predict_folder(seg, tmp_path, tmp_path, progress=False)
+    # The photo stored sideways: its .prj is not carried, and still not removed as a stale one.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(scene).save(tmp_path / "a_labels.jpg", exif=exif)
+    with pytest.raises(DatasetError, match="overwrite the input file .*a_labels.prj"):
+        predict_folder(seg, tmp_path, tmp_path, progress=False)
+    # A torchrun rank whose shard is a.png alone refuses too (it checks the whole run's inputs).
+    files = sorted(tmp_path.glob("a*.*g"))
+    with pytest.raises(DatasetError, match="overwrite the input file .*a_labels.prj"):
+        predict_folder(seg, tmp_path, tmp_path, progress=False, files=files[:1], names_by_file=output_stems(files))
     assert (tmp_path / "a_labels.prj").read_bytes() == SRS.encode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_labels.jpg", "a_labels.prj"]
