@@ -237,6 +237,8 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     ``<stem>_confidence.png`` (max class probability x 255) with ``save_confidence``. The outputs
     of a GeoTIFF are GeoTIFFs (``<stem>_labels.tif`` ...) with its georeferencing, for GIS tools;
     an image's world file, ``.prj`` and ``.aux.xml`` georeferencing go beside each of its outputs.
+    A GeoTIFF's footprint (GDAL nodata value or alpha band) is kept: its outputs say "no data"
+    outside it (``georef.footprint_outputs``), and its class areas are shares of the footprint.
 
     ``predict_kw`` goes to ``model.predict`` (``tile``/``overlap`` for huge images, ``flip``,
     ``scales``). ``areas_csv``: a CSV in ``out_dir`` with each image's share of every class.
@@ -249,7 +251,8 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     predicted an ``UnreadableImagesError`` (carrying ``written`` and ``skipped``) reports it.
     ``skip_unreadable=False`` raises at the first such file instead."""
     from pixelwise.data.io import atomic_write_bytes  # numpy + Pillow only
-    from pixelwise.runtime.georef import SidecarFinder, encode_geotiff, read_georef, sidecar_names, write_sidecars
+    from pixelwise.runtime.georef import (SidecarFinder, encode_geotiff, footprint_outputs, outside_footprint, read_georef,
+                                         sidecar_names, write_sidecars)
     from pixelwise.runtime.imageio import encode_png, read_image
 
     if save_confidence:
@@ -277,6 +280,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     skipped: list[tuple[Path, str]] = []
     areas: list[list[str]] = []
     names = list(getattr(model, "names", []))
+    num_classes = int(getattr(model, "num_classes", len(names)))
     for f in progress_bar(files, len(files), "predict", progress):
         try:
             image = read_image(f)
@@ -288,9 +292,12 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
             skipped.append((f, str(exc)))
             continue
         pred = model.predict(image, **predict_kw)
-        if areas_csv:
-            counts = np.bincount(pred.labels.ravel(), minlength=len(names))[:len(names)]
-            areas.append([str(f), *(f"{c / pred.labels.size:.6f}" for c in counts)])
+        georef = georefs[f]
+        outside = outside_footprint(f, georef) if georef and georef.has_footprint else None
+        if areas_csv:  # shares of the image, or of an orthomosaic's footprint
+            inside = pred.labels if outside is None else pred.labels[~outside]
+            counts = np.bincount(inside.ravel(), minlength=len(names))[:len(names)]
+            areas.append([str(f), *(f"{c / max(inside.size, 1):.6f}" for c in counts)])
         for kind in kinds:
             if kind == "labels":
                 arr = pred.labels
@@ -303,8 +310,11 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
             else:
                 continue
             path = out / f"{stems[f]}_{kind}{ext[f]}"
-            georef = georefs[f]
-            atomic_write_bytes(path, encode_geotiff(arr, georef) if georef else encode_png(arr, fast=kind == "overlay"))
+            nodata = None
+            if outside is not None:
+                arr, nodata = footprint_outputs(kind, arr, outside, num_classes)
+            atomic_write_bytes(path, encode_geotiff(arr, georef, nodata=nodata) if georef
+                               else encode_png(arr, fast=kind == "overlay"))
             written.append(path)
             written += write_sidecars(path, sidecars[f], finder)
     if areas_csv:

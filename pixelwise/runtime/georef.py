@@ -26,16 +26,28 @@ GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737)
 PLACEMENT_TAGS = (33550, 33922, 34264)  # at least one of these places the raster
 TIFF_ORIENTATION = 274
 TIFF_SUFFIXES = (".tif", ".tiff")
+GDAL_NODATA = 42113  # GDAL's TIFF tag (ASCII): the value of every band of the pixels outside the data
 
 
 @dataclass(frozen=True)
 class Georef:
-    """A GeoTIFF's georeferencing tags: tag -> (value, TIFF field type), to be written as read."""
+    """A GeoTIFF's georeferencing tags: tag -> (value, TIFF field type), to be written as read;
+    and its footprint: an orthomosaic marks the pixels outside its data by a GDAL nodata value
+    or an alpha band, which its outputs keep (see ``footprint_outputs``)."""
 
     tags: dict[int, tuple[object, int]] = field(default_factory=dict)
+    nodata: float | None = None
+    alpha: bool = False
 
-    def tiffinfo(self) -> ImageFileDirectory_v2:
+    @property
+    def has_footprint(self) -> bool:
+        return self.nodata is not None or self.alpha
+
+    def tiffinfo(self, nodata: str | None = None) -> ImageFileDirectory_v2:
         ifd = ImageFileDirectory_v2()
+        if nodata is not None:
+            ifd[GDAL_NODATA] = nodata
+            ifd.tagtype[GDAL_NODATA] = TiffTags.ASCII
         for tag, (value, kind) in self.tags.items():
             if kind == TiffTags.ASCII and isinstance(value, str):
                 # Pillow reads ASCII tags as latin-1 but writes a str as ASCII with '?' for the rest:
@@ -62,25 +74,70 @@ def read_georef(path: str | Path) -> Georef | None:
             if meta.get(TIFF_ORIENTATION, 1) != 1:
                 return None
             tags = {t: (meta[t], meta.tagtype[t]) for t in GEO_TAGS if t in meta}
+            nodata = _number(meta.get(GDAL_NODATA))
+            alpha = any(b in ("A", "a") for b in im.getbands())
     except Exception:  # noqa: BLE001 - any failure here is reported by the pixel read that follows
         return None
     if not any(t in tags for t in PLACEMENT_TAGS):  # GDAL places a TIFF by these even without GeoKeys (no CRS then)
         return None
-    return Georef(tags)
+    return Georef(tags, nodata, alpha)
+
+
+def _number(text: object) -> float | None:
+    try:
+        return float(str(text).strip().rstrip("\x00")) if text is not None else None
+    except ValueError:
+        return None
+
+
+def outside_footprint(path: str | Path, georef: Georef) -> np.ndarray:
+    """HxW bool, True outside the data: alpha 0, else every band at the nodata value (compared on
+    the stored values, before pixelwise's 8-bit conversion). Decodes the image once more."""
+    from pixelwise.data.io import deep_colour
+
+    with open_image(path) as im:
+        if georef.alpha:
+            return np.asarray(im.getchannel("A" if "A" in im.getbands() else "a")) == 0
+        if deep_colour(im):  # Pillow gives 16-bit colour as its top 8 bits: the nodata value cannot be told apart
+            import warnings
+
+            warnings.warn(f"{path}: 16-bit colour with a nodata value, which cannot be compared on the 8 bits "
+                          "read; its outputs mark no pixel as outside the data.", UserWarning, stacklevel=3)
+            return np.zeros((im.height, im.width), dtype=bool)
+        arr = np.asarray(im)
+    out = np.isnan(arr) if georef.nodata is not None and np.isnan(georef.nodata) else arr == georef.nodata
+    return out.all(axis=-1) if out.ndim == 3 else out
+
+
+def footprint_outputs(kind: str, array: np.ndarray, outside: np.ndarray, num_classes: int) -> tuple[np.ndarray, str | None]:
+    """An output with the input's outside kept out, and its GDAL nodata value: labels get 255
+    there (65535 from 256 classes, where 255 is a class), the confidence 0 (inside it is at least
+    1/classes), colour maps and overlays an alpha band, transparent outside."""
+    if kind == "labels":
+        fill, dtype = (255, np.uint8) if num_classes <= 255 else (65535, np.uint16)
+        array = array.astype(dtype, copy=True)
+        array[outside] = fill
+        return array, str(fill)
+    if kind == "confidence":
+        array = array.copy()
+        array[outside] = 0
+        return array, "0"
+    return np.dstack([array, np.where(outside, 0, 255).astype(np.uint8)]), None
 
 
 BIG = 2**31  # pixels' bytes from which an output is BigTIFF: a classic TIFF's offsets stop at 4 GiB
 
 
-def encode_geotiff(array: np.ndarray, georef: Georef, big: bool | None = None) -> bytes:
+def encode_geotiff(array: np.ndarray, georef: Georef, big: bool | None = None, nodata: str | None = None) -> bytes:
     """A label map (8-bit, 16-bit above 256 classes), a confidence map (HxW uint8) or a colour
-    image (HxWx3 uint8) as a GeoTIFF with ``georef``'s tags: deflate-compressed, or, from ``BIG``
+    image (HxWx3 uint8, or x4 with an alpha band) as a GeoTIFF with ``georef``'s tags (and
+    ``nodata`` as GDAL's nodata tag): deflate-compressed, or, from ``BIG``
     bytes of pixels (``big``), an uncompressed BigTIFF (Pillow writes BigTIFF only uncompressed)."""
     array = np.ascontiguousarray(storable(array))
     big = array.nbytes >= BIG if big is None else big
     buf = io.BytesIO()
     options = {"big_tiff": True} if big else {"compression": "tiff_adobe_deflate"}
-    Image.fromarray(array).save(buf, format="TIFF", tiffinfo=georef.tiffinfo(), **options)
+    Image.fromarray(array).save(buf, format="TIFF", tiffinfo=georef.tiffinfo(nodata), **options)
     return buf.getvalue()
 
 

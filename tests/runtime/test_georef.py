@@ -25,8 +25,11 @@ GEOKEYS = (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633)
 ASCII_PARAMS = "Réseau géodésique local|".encode()  # UTF-8 bytes: Pillow wrote '?' for each non-ASCII byte
 
 
-def _geotiff(path: Path, image: np.ndarray, orientation: int | None = None) -> Path:
+def _geotiff(path: Path, image: np.ndarray, orientation: int | None = None, nodata: str | None = None) -> Path:
     ifd = ImageFileDirectory_v2()
+    if nodata is not None:
+        ifd[42113] = nodata  # GDAL_NODATA
+        ifd.tagtype[42113] = TiffTags.ASCII
     for tag, value, kind in ((33550, SCALE, TiffTags.DOUBLE), (33922, TIEPOINT, TiffTags.DOUBLE),
                              (34735, GEOKEYS, TiffTags.SHORT), (34737, ASCII_PARAMS, TiffTags.ASCII)):
         ifd[tag] = value
@@ -246,3 +249,40 @@ def test_an_inputs_sidecar_is_never_written_over(onnx_model, scene, tmp_path):
         predict_folder(seg, tmp_path, tmp_path, progress=False, files=files[:1], names_by_file=output_stems(files))
     assert (tmp_path / "a_labels.prj").read_bytes() == SRS.encode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_labels.jpg", "a_labels.prj"]
+
+
+@pytest.mark.parametrize("marked_by", ["nodata", "alpha"])
+def test_an_orthomosaics_footprint_is_kept_in_its_outputs(onnx_model, scene, tmp_path, marked_by):
+    """Pixels outside an orthomosaic's data (GDAL nodata value, or alpha 0) are "no data" in its
+    outputs too, not labelled as a class, and its class areas are shares of the footprint."""
+    src = tmp_path / "in"
+    src.mkdir()
+    image = scene.copy()
+    outside = np.zeros(scene.shape[:2], bool)
+    outside[:, :50] = True
+    outside[100:, 120:] = True
+    if marked_by == "nodata":
+        image[outside] = 0
+        image[~outside] = np.maximum(image[~outside], 1)  # no data pixel inside by chance
+        _geotiff(src / "ortho.tif", image, nodata="0")
+    else:
+        _geotiff(src / "ortho.tif", np.dstack([image, np.where(outside, 0, 255).astype(np.uint8)]))
+    seg = RuntimeSegmenter.load(onnx_model)
+    out = tmp_path / "out"
+    predict_folder(seg, src, out, save_overlay=True, save_confidence=True, areas_csv="areas.csv", progress=False)
+    expected = seg.predict(image[..., :3]).labels
+    labels = tifffile.imread(out / "ortho_labels.tif")
+    assert (labels[outside] == 255).all() and np.array_equal(labels[~outside], expected[~outside])
+    with tifffile.TiffFile(out / "ortho_labels.tif") as tif:
+        assert tif.pages[0].tags["GDAL_NODATA"].value == "255"
+        assert _tags(out / "ortho_labels.tif") == _tags(src / "ortho.tif")
+    for kind in ("color", "overlay"):
+        rgba = tifffile.imread(out / f"ortho_{kind}.tif")
+        assert rgba.shape[2] == 4 and np.array_equal(rgba[..., 3] == 0, outside), kind
+    np.testing.assert_array_equal(rgba[..., :3][~outside], seg.overlay(image[..., :3], expected)[~outside])
+    confidence = tifffile.imread(out / "ortho_confidence.tif")
+    assert (confidence[outside] == 0).all() and (confidence[~outside] > 0).all()
+    row = (out / "areas.csv").read_text().splitlines()[1].split(",")
+    shares = np.array([float(v) for v in row[1:]])
+    counts = np.bincount(expected[~outside], minlength=seg.num_classes)[:seg.num_classes]
+    np.testing.assert_allclose(shares, counts / (~outside).sum(), atol=1e-6)
