@@ -59,8 +59,8 @@ class Georef:
 
 
 def read_georef(path: str | Path) -> Georef | None:
-    """The GeoTIFF tags of ``path`` (its header only; no pixel is decoded), or None when it is no
-    TIFF, holds no georeferencing, or is stored turned (a TIFF Orientation other than 1: pixelwise
+    """The GeoTIFF tags of ``path`` and whether a nodata value or an alpha band marks a footprint
+    (its header only; no pixel is decoded), or None when it is no TIFF, holds no georeferencing, or is stored turned (a TIFF Orientation other than 1: pixelwise
     reads it upright, so the input's grid no longer describes the outputs). A file that cannot be
     opened gives None: reading its pixels reports why."""
     path = Path(path)
