@@ -130,8 +130,19 @@ def refuse_overwriting_inputs(inputs: Sequence[Path], outputs: Sequence[Path]) -
     """An output folder that is the input folder is fine until an image is itself named like an
     output (``a.png`` beside ``a_labels.png`` from an earlier run): never write over a source
     (an image, or the world file or ``.prj`` beside one)."""
-    sources = {Path(f).resolve() for f in inputs}
-    clash = next((o for o in outputs if Path(o).resolve() in sources), None)
+    folders: dict[str, str] = {}
+
+    def where(path: str | Path) -> str:
+        # Each folder resolved once (resolving every path of a large run took seconds per 10,000
+        # images); an output's own name is not followed (writing replaces a link, not its target).
+        folder, name = os.path.split(os.path.abspath(path))
+        if folder not in folders:
+            folders[folder] = os.path.realpath(folder)
+        return os.path.join(folders[folder], name)
+
+    # An input that is a link: its target is the source.
+    sources = {os.path.realpath(f) if os.path.islink(f) else where(f) for f in inputs}
+    clash = next((o for o in outputs if where(o) in sources), None)
     if clash is not None:
         what = "image" if Path(clash).suffix.lower() in IMAGE_EXTS else "file"
         raise DatasetError(f"Predicting would overwrite the input {what} {clash}.", path=clash,
