@@ -60,7 +60,7 @@ def open_image(fp: str | Path | object, formats: tuple[str, ...] | None = None) 
         _INSIDE_OPEN_IMAGE.depth -= 1
 
 
-def pil_to_rgb(im: Image.Image) -> np.ndarray:
+def pil_to_rgb(im: Image.Image, nodata: float | None = None) -> np.ndarray:
     """A decoded Pillow image -> HxWx3 uint8 RGB, by one documented rule (README, "Input images"):
 
     * single-channel data deeper than 8 bits (16/32-bit integers, float) is stretched linearly,
@@ -69,26 +69,52 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
       the header, before the pixels were loaded) says so, and a warning names an image that comes
       out nearly black (12-bit data in a 16-bit file);
     * alpha and other extra bands are dropped; palette, CMYK and 1-bit images are converted.
+
+    ``nodata``: a TIFF's GDAL nodata value (``gdal_nodata``), whose pixels are left out of the
+    stretch and become 0: an orthomosaic's -9999 or 65535 outside its data would squash the data.
     """
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return np.repeat(stretch_to_uint8(np.asarray(im))[..., None], 3, axis=2)
+        return np.repeat(stretch_to_uint8(np.asarray(im), nodata)[..., None], 3, axis=2)
     return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 
-def stretch_to_uint8(arr: np.ndarray) -> np.ndarray:
-    """HxW data deeper than 8 bits -> uint8, from min(0, lowest) to highest; non-finite -> 0.
-    Unsigned 16-bit goes through a lookup table (no float copy of a 12000x12000 scan)."""
+GDAL_NODATA_TAG = 42113  # GDAL's TIFF tag (ASCII): the value of every band of the pixels outside the data
+
+
+def gdal_nodata(im: Image.Image) -> float | None:
+    """The nodata value an opened TIFF declares in GDAL's tag, or None."""
+    if im.format != "TIFF":
+        return None
+    try:
+        text = im.tag_v2.get(GDAL_NODATA_TAG)
+        return float(str(text).strip().rstrip("\x00")) if text is not None else None
+    except ValueError:
+        return None
+
+
+def stretch_to_uint8(arr: np.ndarray, nodata: float | None = None) -> np.ndarray:
+    """HxW data deeper than 8 bits -> uint8, from min(0, lowest) to highest; non-finite -> 0, and
+    so the ``nodata`` value. Unsigned 16-bit goes through a lookup table (no float copy of a
+    12000x12000 scan; with a nodata value, its maximum is taken band by band of rows)."""
     if arr.dtype.kind == "u" and arr.itemsize == 2:
-        hi = int(arr.max(initial=0)) or 1
+        if nodata is None:
+            hi = int(arr.max(initial=0)) or 1
+        else:
+            bands = np.array_split(arr, max(1, arr.shape[0] // 512))
+            hi = max((int(b[b != nodata].max(initial=0)) for b in bands), default=0) or 1
         lut = (np.arange(65536, dtype=np.float32) / hi * 255.0).clip(0, 255).astype(np.uint8)
+        if nodata is not None and float(nodata).is_integer() and 0 <= nodata < 65536:
+            lut[int(nodata)] = 0
         return lut[arr]
     a = arr.astype(np.float32)
-    finite = np.isfinite(a)
-    if not finite.any():
+    valid = np.isfinite(a)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= arr != nodata  # compared in the stored type, as GDAL compares
+    if not valid.any():
         return np.zeros(a.shape, np.uint8)
-    lo, hi = min(0.0, float(a[finite].min())), float(a[finite].max())
+    lo, hi = min(0.0, float(a[valid].min())), float(a[valid].max())
     out = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)  # the order of the old a / hi * 255
-    out[~finite] = 0
+    out[~valid] = 0
     return out.clip(0, 255).astype(np.uint8)
 
 
@@ -109,20 +135,35 @@ def planar_deep_tiff(im: Image.Image) -> bool:
     return deep and any(t[0] == "raw" for t in im.tile)
 
 
-def refuse_planar_deep_tiff(im: Image.Image, name: str | Path) -> None:
-    """``planar_deep_tiff``'s refusal, for a file, an upload or an opened PIL image alike."""
+def signed_8bit_tiff(im: Image.Image) -> bool:
+    """An 8-bit signed TIFF (SampleFormat 2): Pillow reads it as unsigned grey, -128 as 128, without an error."""
+    if im.format != "TIFF" or im.tag_v2.get(339) is None:
+        return False
+    fmt, bits = im.tag_v2.get(339), im.tag_v2.get(258, (8,))
+    fmt, bits = (fmt if isinstance(fmt, tuple) else (fmt,)), (bits if isinstance(bits, tuple) else (bits,))
+    return 2 in fmt and 8 in bits
+
+
+def refuse_misread_tiff(im: Image.Image, name: str | Path) -> None:
+    """Refuse the TIFFs Pillow decodes to wrong pixels without an error (``planar_deep_tiff``,
+    ``signed_8bit_tiff``), for a file, an upload or an opened PIL image alike."""
     if planar_deep_tiff(im):
         raise _unsupported_tiff(name, "image", " (planar 16-bit colour, which Pillow decodes as wrong 8-bit pixels)",
                                 TIFF_FIX)
+    if signed_8bit_tiff(im):
+        raise _unsupported_tiff(name, "image", " (8-bit signed samples, which Pillow decodes as unsigned: -128 as 128)",
+                                "convert it to 8-bit unsigned (e.g. gdal_translate -ot Byte -scale in.tif out.tif), or "
+                                "pass predict an HxWx3 uint8 array")
 
 
 def loaded_rgb(im: Image.Image, name: str | Path, as_displayed: bool = True) -> np.ndarray:
     """Load an opened image and convert it by ``pil_to_rgb``'s rule (EXIF orientation applied
     unless ``as_displayed`` is off); a 16-bit colour file that comes out dark is named in a warning."""
     deep = deep_colour(im)  # from the header: loading replaces the tile list
-    refuse_planar_deep_tiff(im, name)
+    refuse_misread_tiff(im, name)
+    nodata = gdal_nodata(im)  # before upright(), whose turned copy has no format
     im.load()
-    rgb = pil_to_rgb(upright(im) if as_displayed else im)
+    rgb = pil_to_rgb(upright(im) if as_displayed else im, nodata)
     if deep and rgb.size and int(rgb.max()) < 32:
         import warnings
 

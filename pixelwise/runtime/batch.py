@@ -308,7 +308,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
         if areas_csv:  # shares of the image, or of an orthomosaic's footprint
             inside = pred.labels if outside is None else pred.labels[~outside]
             counts = np.bincount(inside.ravel(), minlength=len(names))[:len(names)]
-            areas.append([str(f), *(f"{c / max(inside.size, 1):.6f}" for c in counts)])
+            areas.append([str(f), *(f"{c / inside.size:.6f}" if inside.size else "" for c in counts)])  # none inside: no share
         for kind in kinds:
             if kind == "labels":
                 arr = pred.labels

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, TiffTags
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
-from pixelwise.data.io import open_image
+from pixelwise.data.io import GDAL_NODATA_TAG, gdal_nodata, open_image
 from pixelwise.runtime.imageio import storable
 
 # GeoTIFF 1.0: ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory,
@@ -26,7 +26,6 @@ GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737)
 PLACEMENT_TAGS = (33550, 33922, 34264)  # at least one of these places the raster
 TIFF_ORIENTATION = 274
 TIFF_SUFFIXES = (".tif", ".tiff")
-GDAL_NODATA = 42113  # GDAL's TIFF tag (ASCII): the value of every band of the pixels outside the data
 
 
 @dataclass(frozen=True)
@@ -38,16 +37,17 @@ class Georef:
     tags: dict[int, tuple[object, int]] = field(default_factory=dict)
     nodata: float | None = None
     alpha: bool = False
+    mask: bool = False  # GDAL's internal mask (the IFD after the image), as JPEG orthomosaics store theirs
 
     @property
     def has_footprint(self) -> bool:
-        return self.nodata is not None or self.alpha
+        return self.nodata is not None or self.alpha or self.mask
 
     def tiffinfo(self, nodata: str | None = None) -> ImageFileDirectory_v2:
         ifd = ImageFileDirectory_v2()
         if nodata is not None:
-            ifd[GDAL_NODATA] = nodata
-            ifd.tagtype[GDAL_NODATA] = TiffTags.ASCII
+            ifd[GDAL_NODATA_TAG] = nodata
+            ifd.tagtype[GDAL_NODATA_TAG] = TiffTags.ASCII
         for tag, (value, kind) in self.tags.items():
             if kind == TiffTags.ASCII and isinstance(value, str):
                 # Pillow reads ASCII tags as latin-1 but writes a str as ASCII with '?' for the rest:
@@ -74,28 +74,111 @@ def read_georef(path: str | Path) -> Georef | None:
             if meta.get(TIFF_ORIENTATION, 1) != 1:
                 return None
             tags = {t: (meta[t], meta.tagtype[t]) for t in GEO_TAGS if t in meta}
-            nodata = _number(meta.get(GDAL_NODATA))
+            nodata = gdal_nodata(im)
             alpha = any(b in ("A", "a") for b in im.getbands())
+            mask = _mask_ifd(im) is not None or _mask_file(path) is not None
     except Exception:  # noqa: BLE001 - any failure here is reported by the pixel read that follows
         return None
     if not any(t in tags for t in PLACEMENT_TAGS):  # GDAL places a TIFF by these even without GeoKeys (no CRS then)
         return None
-    return Georef(tags, nodata, alpha)
+    return Georef(tags, nodata, alpha, mask)
 
 
-def _number(text: object) -> float | None:
-    try:
-        return float(str(text).strip().rstrip("\x00")) if text is not None else None
-    except ValueError:
+def _transparency_mask(fp, offset: int, size: tuple[int, int]) -> ImageFileDirectory_v2 | None:
+    """The TIFF directory at ``offset`` of ``fp`` when it is a GDAL mask of ``size`` (NewSubfileType
+    4, Photometric 4, 1 bit), which Pillow cannot open as an image."""
+    fp.seek(0)
+    header = fp.read(16)
+    header = header if header[2:4] in (b"+\0", b"\0+") else header[:8]  # BigTIFF, or classic
+    if not offset:
         return None
+    fp.seek(offset)
+    ifd = ImageFileDirectory_v2(header)
+    ifd.load(fp)
+    if not int(ifd.get(254, 0)) & 4 or ifd.get(262) != 4 or (ifd.get(256), ifd.get(257)) != size:
+        return None
+    return ifd
+
+
+def _mask_ifd(im: Image.Image) -> ImageFileDirectory_v2 | None:
+    """GDAL's internal mask of an opened TIFF: the IFD after the image's."""
+    return _transparency_mask(im.fp, im.tag_v2.next, im.size)
+
+
+def _mask_file(path: Path) -> Path | None:
+    """GDAL's external mask beside a TIFF (``ortho.tif.msk``)."""
+    msk = path.with_name(path.name + ".msk")
+    return msk if msk.is_file() else None
+
+
+def _decode_mask(fp, ifd: ImageFileDirectory_v2, name: object) -> np.ndarray | None:
+    """A GDAL mask's pixels (HxW bool, True where there is data), or None (with a warning) for a
+    compression that needs a codec library: only none, Deflate and PackBits are decoded here."""
+    import zlib
+
+    w, h = ifd[256], ifd[257]
+    compression, bits = ifd.get(259, 1), ifd.get(258, 1)
+    if compression not in (1, 8, 32946, 32773) or (bits if isinstance(bits, int) else bits[0]) != 1:
+        import warnings
+
+        warnings.warn(f"{name}: its GDAL mask is stored with TIFF compression {compression}, which pixelwise does "
+                      "not decode; its outputs mark no pixel as outside the data.", UserWarning, stacklevel=4)
+        return None
+    tiled = 322 in ifd
+    tw, th = (ifd[322], ifd[323]) if tiled else (w, int(ifd.get(278, h)))
+    offsets, counts = (ifd[324], ifd[325]) if tiled else (ifd[273], ifd[279])
+    offsets, counts = (offsets if isinstance(offsets, tuple) else (offsets,)), (counts if isinstance(counts, tuple) else (counts,))
+    row_bytes, across = (tw + 7) // 8, -(-w // tw)
+    bits_ = np.zeros((-(-h // th) * th, across * tw), dtype=bool)
+    for i, (off, n) in enumerate(zip(offsets, counts)):
+        fp.seek(off)
+        data = fp.read(n)
+        data = zlib.decompress(data) if compression in (8, 32946) else _unpackbits(data) if compression == 32773 else data
+        block = np.frombuffer(data, np.uint8)[:th * row_bytes]
+        rows = block.size // row_bytes
+        y, x = (i // across) * th, (i % across) * tw
+        bits_[y:y + rows, x:x + tw] = np.unpackbits(block[:rows * row_bytes].reshape(rows, row_bytes), axis=1)[:, :tw] != 0
+    return bits_[:h, :w]
+
+
+def _unpackbits(data: bytes) -> bytes:
+    """PackBits (TIFF compression 32773)."""
+    out, i = bytearray(), 0
+    while i < len(data):
+        n = data[i] if data[i] < 128 else data[i] - 256
+        if n >= 0:
+            out += data[i + 1:i + 2 + n]
+            i += n + 2
+        elif n != -128:
+            out += data[i + 1:i + 2] * (1 - n)
+            i += 2
+        else:
+            i += 1
+    return bytes(out)
 
 
 def outside_footprint(path: str | Path, georef: Georef) -> np.ndarray:
-    """HxW bool, True outside the data: alpha 0, else every band at the nodata value (compared on
-    the stored values, before pixelwise's 8-bit conversion). Decodes the image once more."""
+    """HxW bool, True outside the data: GDAL's internal mask, else alpha 0, else every band at the
+    nodata value (compared on the stored values, before pixelwise's 8-bit conversion). Decodes
+    the image once more."""
     from pixelwise.data.io import deep_colour
 
     with open_image(path) as im:
+        if georef.mask:  # GDAL's own footprint, before alpha or nodata (as GDAL ranks them)
+            inside = None
+            if (ifd := _mask_ifd(im)) is not None:
+                inside = _decode_mask(im.fp, ifd, path)
+            elif (msk := _mask_file(Path(path))) is not None:  # an 8-bit grey TIFF, 0 outside (band 1's mask)
+                try:
+                    with open_image(msk) as m:
+                        if m.size == im.size:
+                            inside = np.asarray(m if m.mode in ("L", "1") else m.getchannel(0)) != 0
+                except Exception as exc:  # noqa: BLE001 - a mask pixelwise cannot read leaves the outputs unmarked
+                    import warnings
+
+                    warnings.warn(f"{msk} could not be read ({exc}); the outputs of {path} mark no pixel as outside "
+                                  "the data.", UserWarning, stacklevel=3)
+            return np.zeros((im.height, im.width), dtype=bool) if inside is None else ~inside
         if georef.alpha:
             return np.asarray(im.getchannel("A" if "A" in im.getbands() else "a")) == 0
         if deep_colour(im):  # Pillow gives 16-bit colour as its top 8 bits: the nodata value cannot be told apart
@@ -111,11 +194,20 @@ def outside_footprint(path: str | Path, georef: Georef) -> np.ndarray:
 
 def footprint_outputs(kind: str, array: np.ndarray, outside: np.ndarray, num_classes: int) -> tuple[np.ndarray, str | None]:
     """An output with the input's outside kept out, and its GDAL nodata value: labels get 255
-    there (65535 from 256 classes, where 255 is a class), the confidence 0 (inside it is at least
-    1/classes), colour maps and overlays an alpha band, transparent outside."""
+    there (65535 above 256 classes, whose labels are 16-bit), the confidence 0 (inside it is at
+    least 1/classes), colour maps and overlays an alpha band, transparent outside. A model of
+    exactly 256 classes has no free 8-bit value: its labels stay unmarked (warned), as widening
+    them would mix 8- and 16-bit label maps in one set of tiles, which GDAL cannot mosaic."""
     if kind == "labels":
-        fill, dtype = (255, np.uint8) if num_classes <= 255 else (65535, np.uint16)
-        array = array.astype(dtype, copy=True)
+        if num_classes == 256 and array.dtype == np.uint8:
+            import warnings
+
+            warnings.warn("A 256-class model's 8-bit label maps have no value left for 'no data': the label map "
+                          "marks no pixel outside the footprint (the colour maps, overlays and confidence do).",
+                          UserWarning, stacklevel=3)
+            return array, None
+        fill = 255 if array.dtype == np.uint8 else 65535
+        array = array.copy()
         array[outside] = fill
         return array, str(fill)
     if kind == "confidence":

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pixelwise.data.io import (UPLOAD_FORMATS, loaded_rgb, open_image, pil_to_rgb,  # numpy + Pillow only
-                               read_image as read_image_file, refuse_planar_deep_tiff, tiff_error, upright)
+from pixelwise.data.io import (UPLOAD_FORMATS, gdal_nodata, loaded_rgb, open_image, pil_to_rgb,  # numpy + Pillow only
+                               read_image as read_image_file, refuse_misread_tiff, tiff_error, upright)
 from pixelwise.errors import ImageReadError, ImageTooLargeError, PixelwiseError, first_line
 
 UPLOAD_FIX = "send a PNG, JPEG, TIFF, BMP, WebP, GIF, PNM or TGA file"
@@ -41,8 +41,8 @@ def load_input(image: object) -> tuple[np.ndarray, Path | None]:
     if isinstance(image, np.ndarray):
         return ensure_rgb(image, "array"), None
     if isinstance(image, Image.Image):
-        refuse_planar_deep_tiff(image, getattr(image, "filename", "") or "image")  # opened, not yet loaded
-        return pil_to_rgb(upright(image)), None
+        refuse_misread_tiff(image, getattr(image, "filename", "") or "image")  # opened, not yet loaded
+        return pil_to_rgb(upright(image), gdal_nodata(image)), None
     if isinstance(image, (str, os.PathLike)):
         src = Path(image)
         return ensure_rgb(read_image(src), src), src

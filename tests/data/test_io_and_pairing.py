@@ -105,6 +105,44 @@ def test_planar_16_bit_colour_is_refused_not_misread(tmp_path: Path):
     np.testing.assert_array_equal(read_image(tmp_path / "planar8.tif"), small.transpose(1, 2, 0))
 
 
+def test_signed_8_bit_tiff_is_refused_not_misread(tmp_path: Path):
+    """Pillow reads 8-bit signed samples as unsigned grey (-128 as 128) without an error."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "int8.tif", np.arange(-128, 128, dtype=np.int8).reshape(16, 16))
+    with pytest.raises(ImageReadError, match="int8.tif.*8-bit signed.*gdal_translate -ot Byte"):
+        read_image(tmp_path / "int8.tif")
+
+
+@pytest.mark.parametrize("dtype, inside_range, nodata", [(np.uint16, (100, 4000), 65535), (np.uint16, (100, 4000), 0),
+                                                         (np.float32, (-5.0, 30.0), -9999.0),
+                                                         (np.float32, (-5.0, 30.0), float("nan"))])
+def test_the_stretch_of_deep_grey_data_leaves_its_nodata_value_out(tmp_path: Path, dtype, inside_range, nodata):
+    """An orthomosaic's DEM or 16-bit band outside its data holds GDAL's nodata value (tag 42113):
+    stretched with the rest, -9999 or 65535 squashed the data to almost one grey. The data read
+    is the same whatever value marks the outside, and the outside is 0."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    rng = np.random.default_rng(0)
+    data = rng.uniform(*inside_range, (40, 60)).astype(dtype)
+    outside = np.zeros(data.shape, bool)
+    outside[:, :20] = True
+    reads = []
+    for value in (nodata, None):  # with the tag, and the same data with its outside at the data's own low end
+        arr = data.copy()
+        arr[outside] = nodata if value is not None else data[~outside].min()
+        ifd = ImageFileDirectory_v2()
+        if value is not None:
+            ifd[42113] = str(value)
+            ifd.tagtype[42113] = 2  # ASCII
+        path = tmp_path / f"dem_{value}.tif"
+        Image.fromarray(arr).save(path, tiffinfo=ifd)
+        reads.append(read_image(path))
+    with_nodata, without = reads
+    assert (with_nodata[outside] == 0).all()
+    np.testing.assert_array_equal(with_nodata[~outside], without[~outside])
+
+
 def test_rgb_label_is_refused(tmp_path: Path):
     p = tmp_path / "rgb.png"
     arr = np.zeros((4, 4, 3), np.uint8)

@@ -251,7 +251,17 @@ def test_an_inputs_sidecar_is_never_written_over(onnx_model, scene, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_labels.jpg", "a_labels.prj"]
 
 
-@pytest.mark.parametrize("marked_by", ["nodata", "alpha"])
+def _geotiff_with_mask(path: Path, image: np.ndarray, inside: np.ndarray) -> Path:
+    """A GeoTIFF with GDAL's internal mask: a 1-bit transparency-mask IFD after the image's."""
+    geo = [(33550, "d", 3, SCALE, False), (33922, "d", 6, TIEPOINT, False), (34735, "H", len(GEOKEYS), GEOKEYS, False),
+           (34737, "s", 0, ASCII_PARAMS, False)]
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(image, photometric="rgb", extratags=geo, compression="zlib")
+        tw.write(inside, photometric=4, subfiletype=4, compression="zlib")
+    return path
+
+
+@pytest.mark.parametrize("marked_by", ["nodata", "alpha", "mask"])
 def test_an_orthomosaics_footprint_is_kept_in_its_outputs(onnx_model, scene, tmp_path, marked_by):
     """Pixels outside an orthomosaic's data (GDAL nodata value, or alpha 0) are "no data" in its
     outputs too, not labelled as a class, and its class areas are shares of the footprint."""
@@ -265,8 +275,10 @@ def test_an_orthomosaics_footprint_is_kept_in_its_outputs(onnx_model, scene, tmp
         image[outside] = 0
         image[~outside] = np.maximum(image[~outside], 1)  # no data pixel inside by chance
         _geotiff(src / "ortho.tif", image, nodata="0")
-    else:
+    elif marked_by == "alpha":
         _geotiff(src / "ortho.tif", np.dstack([image, np.where(outside, 0, 255).astype(np.uint8)]))
+    else:
+        _geotiff_with_mask(src / "ortho.tif", image, ~outside)
     seg = RuntimeSegmenter.load(onnx_model)
     out = tmp_path / "out"
     predict_folder(seg, src, out, save_overlay=True, save_confidence=True, areas_csv="areas.csv", progress=False)
@@ -286,3 +298,10 @@ def test_an_orthomosaics_footprint_is_kept_in_its_outputs(onnx_model, scene, tmp
     shares = np.array([float(v) for v in row[1:]])
     counts = np.bincount(expected[~outside], minlength=seg.num_classes)[:seg.num_classes]
     np.testing.assert_allclose(shares, counts / (~outside).sum(), atol=1e-6)
+
+
+def test_an_image_wholly_outside_its_footprint_has_no_class_shares(onnx_model, scene, tmp_path):
+    _geotiff(tmp_path / "void.tif", np.zeros_like(scene), nodata="0")
+    predict_folder(RuntimeSegmenter.load(onnx_model), tmp_path, tmp_path / "out", areas_csv="areas.csv", progress=False)
+    row = (tmp_path / "out" / "areas.csv").read_text().splitlines()[1].split(",")
+    assert row[0].endswith("void.tif") and set(row[1:]) == {""}  # not 0.0 shares: there is nothing to share
