@@ -58,23 +58,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from inference import like_trained  # noqa: E402 - trained-like BatchNorm terms, as the CPU benchmark gives them
+
 H, W, C = 384, 480, 11
 FORMS = ("eager fp32", "eager fp16", "eager bf16", "CUDA graph fp16", "torch.compile fp16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def like_trained(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Trained-like BatchNorm statistics (as ``inference.py`` gives its untrained models)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-    return model
 
 
 class Labels(torch.nn.Module):
