@@ -59,10 +59,11 @@ class Georef:
 
 
 def read_georef(path: str | Path) -> Georef | None:
-    """The GeoTIFF tags of ``path`` and whether a nodata value or an alpha band marks a footprint
-    (its header only; no pixel is decoded), or None when it is no TIFF, holds no georeferencing, or is stored turned (a TIFF Orientation other than 1: pixelwise
-    reads it upright, so the input's grid no longer describes the outputs). A file that cannot be
-    opened gives None: reading its pixels reports why."""
+    """The GeoTIFF tags of ``path``, and whether a GDAL mask, an alpha band or a nodata value marks
+    a footprint (from its headers; no pixel is decoded), or None when it is no TIFF, holds no
+    georeferencing, or is stored turned (a TIFF Orientation other than 1: pixelwise reads it
+    upright, so the input's grid no longer describes the outputs). A file that cannot be opened
+    gives None: reading its pixels reports why."""
     path = Path(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return None
@@ -117,34 +118,50 @@ def _decode_mask(fp, ifd: ImageFileDirectory_v2, name: object) -> np.ndarray | N
     import zlib
 
     w, h = ifd[256], ifd[257]
-    compression, bits = ifd.get(259, 1), ifd.get(258, 1)
-    if compression not in (1, 8, 32946, 32773) or (bits if isinstance(bits, int) else bits[0]) != 1:
+    compression, bits = ifd.get(259, 1), _seq(ifd.get(258, 1))
+    tiled = 322 in ifd
+    # RowsPerStrip may be 2**32 - 1 ("one strip"); a tile is at most 64k pixels a side here
+    tw, th = (int(ifd[322]), int(ifd[323])) if tiled else (w, min(int(ifd.get(278, h)), h))
+    offsets, counts = (_seq(ifd[324]), _seq(ifd[325])) if tiled else (_seq(ifd[273]), _seq(ifd[279]))
+    why = (f"stored with TIFF compression {compression}, which pixelwise does not decode"
+           if compression not in (1, 8, 32946, 32773) else f"stored at {bits[0]} bits" if bits[0] != 1
+           else f"stored in {tw}x{th} blocks" if not (0 < tw <= 1 << 16 and 0 < th <= 1 << 16) else None)
+    if why:
         import warnings
 
-        warnings.warn(f"{name}: its GDAL mask is stored with TIFF compression {compression}, which pixelwise does "
-                      "not decode; its outputs mark no pixel as outside the data.", UserWarning, stacklevel=4)
+        warnings.warn(f"{name}: its GDAL mask is {why}; its outputs mark no pixel as outside the data.",
+                      UserWarning, stacklevel=4)
         return None
-    tiled = 322 in ifd
-    tw, th = (ifd[322], ifd[323]) if tiled else (w, int(ifd.get(278, h)))
-    offsets, counts = (ifd[324], ifd[325]) if tiled else (ifd[273], ifd[279])
-    offsets, counts = (offsets if isinstance(offsets, tuple) else (offsets,)), (counts if isinstance(counts, tuple) else (counts,))
     row_bytes, across = (tw + 7) // 8, -(-w // tw)
-    bits_ = np.zeros((-(-h // th) * th, across * tw), dtype=bool)
+    block_bytes = min(th, h) * row_bytes  # rows past the image's last are not needed
+    inside = np.zeros((h, w), dtype=bool)
     for i, (off, n) in enumerate(zip(offsets, counts)):
+        y, x = (i // across) * th, (i % across) * tw
+        if y >= h:
+            break
         fp.seek(off)
         data = fp.read(n)
-        data = zlib.decompress(data) if compression in (8, 32946) else _unpackbits(data) if compression == 32773 else data
-        block = np.frombuffer(data, np.uint8)[:th * row_bytes]
-        rows = block.size // row_bytes
-        y, x = (i // across) * th, (i % across) * tw
-        bits_[y:y + rows, x:x + tw] = np.unpackbits(block[:rows * row_bytes].reshape(rows, row_bytes), axis=1)[:, :tw] != 0
-    return bits_[:h, :w]
+        if compression in (8, 32946):  # at most one block's bytes: a crafted stream cannot inflate past it
+            data = zlib.decompressobj().decompress(data, block_bytes)
+        elif compression == 32773:
+            data = _unpackbits(data, block_bytes)
+        block = np.frombuffer(data, np.uint8)[:block_bytes]
+        rows = min(block.size // row_bytes, h - y)
+        cols = min(tw, w - x)
+        unpacked = np.unpackbits(block[:rows * row_bytes].reshape(rows, row_bytes), axis=1)
+        inside[y:y + rows, x:x + cols] = unpacked[:, :cols] != 0
+    return inside
 
 
-def _unpackbits(data: bytes) -> bytes:
-    """PackBits (TIFF compression 32773)."""
+def _seq(value: object) -> tuple:
+    """A TIFF tag's value as a tuple (Pillow gives a single value bare)."""
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _unpackbits(data: bytes, limit: int) -> bytes:
+    """PackBits (TIFF compression 32773), up to ``limit`` bytes."""
     out, i = bytearray(), 0
-    while i < len(data):
+    while i < len(data) and len(out) < limit:
         n = data[i] if data[i] < 128 else data[i] - 256
         if n >= 0:
             out += data[i + 1:i + 2 + n]
