@@ -163,7 +163,7 @@ def cuda_graph(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], torch.T
 
 def form_fn(form: str, module: torch.nn.Module, batch: torch.Tensor, device: torch.device) -> Callable[[], object]:
     dtype = DTYPES[form.split()[-1]]
-    m = module.to(device=device, dtype=dtype)
+    m = copy.deepcopy(module).to(device=device, dtype=dtype)  # a copy: .to() casts in place, and fp16 would stay
     x = batch.to(device=device, dtype=dtype)
     if dtype != torch.float32:
         m = m.to(memory_format=torch.channels_last)

@@ -3,7 +3,8 @@
 # has Python 3.12 with torch, timm, torchvision and OpenCV but no registry: the peers' wheels (pure
 # Python, same versions as here), a trained checkpoint and CamVid val images. About 22 MB of the
 # 64 MiB a call carries. Usage: benchmarks/gpu_carry.sh [CHECKPOINT] (default runs/demo/best.pt,
-# which `make demo` writes).
+# which `make demo` writes). It adds /.gpu_carry/ to .git/info/exclude (this clone's own ignore
+# list) so that the folder never lands in a commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ckpt=${1:-runs/demo/best.pt}

@@ -60,10 +60,11 @@ def main() -> int:
             for name, seg in forms.items():
                 eq = tot = 0
                 for i, im in enumerate(images):
-                    labels = ref[(t, i)] if name == "PyTorch checkpoint" else seg.predict(
-                        im, **tiling(t)).labels
-                    eq += int((labels == ref[(t, i)]).sum()) if name != "PyTorch checkpoint" else \
-                        int((labels == ref[(None, i)]).sum())
+                    if name == "PyTorch checkpoint":  # its tiled labels against its whole-image ones
+                        labels, reference = ref[(t, i)], ref[(None, i)]
+                    else:  # an export's labels against the checkpoint's at the same tiling
+                        labels, reference = seg.predict(im, **tiling(t)).labels, ref[(t, i)]
+                    eq += int((labels == reference).sum())
                     tot += labels.size
                 row[name] = round(eq / tot, 6)
             rows.append(row)

@@ -113,6 +113,7 @@ def stretch_to_uint8(arr: np.ndarray, nodata: float | None = None) -> np.ndarray
     if not valid.any():
         return np.zeros(a.shape, np.uint8)
     lo, hi = min(0.0, float(a[valid].min())), float(a[valid].max())
+    a[~valid] = lo  # GDAL's -3.4e38 would overflow the arithmetic below (with a warning); 0 after it
     out = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)  # the order of the old a / hi * 255
     out[~valid] = 0
     return out.clip(0, 255).astype(np.uint8)
@@ -130,18 +131,20 @@ def planar_deep_tiff(im: Image.Image) -> bool:
     it is refused instead (compressed ones go through libtiff and come out right)."""
     if im.format != "TIFF" or im.tag_v2.get(284) != 2:
         return False
-    bits = im.tag_v2.get(258, (8,))
-    deep = any(b > 8 for b in (bits if isinstance(bits, tuple) else (bits,))) and len(im.getbands()) > 1
+    deep = any(b > 8 for b in tag_values(im.tag_v2.get(258, (8,)))) and len(im.getbands()) > 1
     return deep and any(t[0] == "raw" for t in im.tile)
+
+
+def tag_values(value: object) -> tuple:
+    """A TIFF tag's value as a tuple (Pillow gives a single value bare)."""
+    return value if isinstance(value, tuple) else (value,)
 
 
 def signed_8bit_tiff(im: Image.Image) -> bool:
     """An 8-bit signed TIFF (SampleFormat 2): Pillow reads it as unsigned grey, -128 as 128, without an error."""
     if im.format != "TIFF" or im.tag_v2.get(339) is None:
         return False
-    fmt, bits = im.tag_v2.get(339), im.tag_v2.get(258, (8,))
-    fmt, bits = (fmt if isinstance(fmt, tuple) else (fmt,)), (bits if isinstance(bits, tuple) else (bits,))
-    return 2 in fmt and 8 in bits
+    return 2 in tag_values(im.tag_v2.get(339)) and 8 in tag_values(im.tag_v2.get(258, (8,)))
 
 
 def refuse_misread_tiff(im: Image.Image, name: str | Path) -> None:

@@ -134,14 +134,15 @@ def refuse_overwriting_inputs(inputs: Sequence[Path], outputs: Sequence[Path]) -
 
     def where(path: str | Path) -> str:
         # Each folder resolved once (resolving every path of a large run took seconds per 10,000
-        # images); an output's own name is not followed (writing replaces a link, not its target).
-        folder, name = os.path.split(os.path.abspath(path))
+        # images), '..' after a link included; an output's own name is not followed.
+        folder, name = os.path.split(os.fspath(path))
         if folder not in folders:
-            folders[folder] = os.path.realpath(folder)
+            folders[folder] = os.path.realpath(folder or ".")
         return os.path.join(folders[folder], name)
 
-    # An input that is a link: its target is the source.
-    sources = {os.path.realpath(f) if os.path.islink(f) else where(f) for f in inputs}
+    # An input that is a link is a source twice: writing over the link would put an output where
+    # the input was read, and its target is the user's data.
+    sources = {where(f) for f in inputs} | {os.path.realpath(f) for f in inputs if os.path.islink(f)}
     clash = next((o for o in outputs if where(o) in sources), None)
     if clash is not None:
         what = "image" if Path(clash).suffix.lower() in IMAGE_EXTS else "file"

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, TiffTags
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
-from pixelwise.data.io import GDAL_NODATA_TAG, gdal_nodata, open_image
+from pixelwise.data.io import GDAL_NODATA_TAG, gdal_nodata, open_image, tag_values
 from pixelwise.runtime.imageio import storable
 
 # GeoTIFF 1.0: ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory,
@@ -77,7 +77,10 @@ def read_georef(path: str | Path) -> Georef | None:
             tags = {t: (meta[t], meta.tagtype[t]) for t in GEO_TAGS if t in meta}
             nodata = gdal_nodata(im)
             alpha = any(b in ("A", "a") for b in im.getbands())
-            mask = _mask_ifd(im) is not None or _mask_file(path) is not None
+            try:  # a damaged mask directory loses the footprint, not the georeferencing
+                mask = _mask_ifd(im) is not None or _mask_file(path) is not None
+            except Exception:  # noqa: BLE001
+                mask = False
     except Exception:  # noqa: BLE001 - any failure here is reported by the pixel read that follows
         return None
     if not any(t in tags for t in PLACEMENT_TAGS):  # GDAL places a TIFF by these even without GeoKeys (no CRS then)
@@ -85,25 +88,32 @@ def read_georef(path: str | Path) -> Georef | None:
     return Georef(tags, nodata, alpha, mask)
 
 
-def _transparency_mask(fp, offset: int, size: tuple[int, int]) -> ImageFileDirectory_v2 | None:
-    """The TIFF directory at ``offset`` of ``fp`` when it is a GDAL mask of ``size`` (NewSubfileType
-    4, Photometric 4, 1 bit), which Pillow cannot open as an image."""
+def _tiff_header(fp) -> bytes:
+    """A TIFF's header as Pillow's ImageFileDirectory_v2 takes it: 16 bytes for BigTIFF, else 8."""
     fp.seek(0)
     header = fp.read(16)
-    header = header if header[2:4] in (b"+\0", b"\0+") else header[:8]  # BigTIFF, or classic
-    if not offset:
-        return None
-    fp.seek(offset)
-    ifd = ImageFileDirectory_v2(header)
-    ifd.load(fp)
-    if not int(ifd.get(254, 0)) & 4 or ifd.get(262) != 4 or (ifd.get(256), ifd.get(257)) != size:
-        return None
-    return ifd
+    return header if header[2:4] in (b"+\0", b"\0+") else header[:8]
+
+
+MAX_IFDS = 64  # directories walked to find a mask: the image, its overviews and their masks
 
 
 def _mask_ifd(im: Image.Image) -> ImageFileDirectory_v2 | None:
-    """GDAL's internal mask of an opened TIFF: the IFD after the image's."""
-    return _transparency_mask(im.fp, im.tag_v2.next, im.size)
+    """GDAL's internal mask of an opened TIFF: the directory of a full-size transparency mask
+    (NewSubfileType 4, Photometric 4), which Pillow cannot open as an image. It follows the
+    image's directory, or its overviews' when they were built first. Moves ``im.fp``: only for
+    an image whose pixels are not loaded afterwards."""
+    header, offset = _tiff_header(im.fp), im.tag_v2.next
+    for _ in range(MAX_IFDS):
+        if not offset:
+            return None
+        im.fp.seek(offset)
+        ifd = ImageFileDirectory_v2(header)
+        ifd.load(im.fp)
+        if int(ifd.get(254, 0)) == 4 and ifd.get(262) == 4 and (ifd.get(256), ifd.get(257)) == im.size:
+            return ifd
+        offset = ifd.next
+    return None
 
 
 def _mask_file(path: Path) -> Path | None:
@@ -118,11 +128,11 @@ def _decode_mask(fp, ifd: ImageFileDirectory_v2, name: object) -> np.ndarray | N
     import zlib
 
     w, h = ifd[256], ifd[257]
-    compression, bits = ifd.get(259, 1), _seq(ifd.get(258, 1))
+    compression, bits = ifd.get(259, 1), tag_values(ifd.get(258, 1))
     tiled = 322 in ifd
     # RowsPerStrip may be 2**32 - 1 ("one strip"); a tile is at most 64k pixels a side here
     tw, th = (int(ifd[322]), int(ifd[323])) if tiled else (w, min(int(ifd.get(278, h)), h))
-    offsets, counts = (_seq(ifd[324]), _seq(ifd[325])) if tiled else (_seq(ifd[273]), _seq(ifd[279]))
+    offsets, counts = (tag_values(ifd[324]), tag_values(ifd[325])) if tiled else (tag_values(ifd[273]), tag_values(ifd[279]))
     why = (f"stored with TIFF compression {compression}, which pixelwise does not decode"
            if compression not in (1, 8, 32946, 32773) else f"stored at {bits[0]} bits" if bits[0] != 1
            else f"stored in {tw}x{th} blocks" if not (0 < tw <= 1 << 16 and 0 < th <= 1 << 16) else None)
@@ -153,9 +163,7 @@ def _decode_mask(fp, ifd: ImageFileDirectory_v2, name: object) -> np.ndarray | N
     return inside
 
 
-def _seq(value: object) -> tuple:
-    """A TIFF tag's value as a tuple (Pillow gives a single value bare)."""
-    return value if isinstance(value, tuple) else (value,)
+
 
 
 def _unpackbits(data: bytes, limit: int) -> bytes:
@@ -183,18 +191,18 @@ def outside_footprint(path: str | Path, georef: Georef) -> np.ndarray:
     with open_image(path) as im:
         if georef.mask:  # GDAL's own footprint, before alpha or nodata (as GDAL ranks them)
             inside = None
-            if (ifd := _mask_ifd(im)) is not None:
-                inside = _decode_mask(im.fp, ifd, path)
-            elif (msk := _mask_file(Path(path))) is not None:  # an 8-bit grey TIFF, 0 outside (band 1's mask)
-                try:
+            try:
+                if (ifd := _mask_ifd(im)) is not None:
+                    inside = _decode_mask(im.fp, ifd, path)
+                elif (msk := _mask_file(Path(path))) is not None:  # 8-bit grey, 0 outside (band 1's mask)
                     with open_image(msk) as m:
                         if m.size == im.size:
                             inside = np.asarray(m if m.mode in ("L", "1") else m.getchannel(0)) != 0
-                except Exception as exc:  # noqa: BLE001 - a mask pixelwise cannot read leaves the outputs unmarked
-                    import warnings
+            except Exception as exc:  # noqa: BLE001 - a damaged mask leaves the outputs unmarked, the run going on
+                import warnings
 
-                    warnings.warn(f"{msk} could not be read ({exc}); the outputs of {path} mark no pixel as outside "
-                                  "the data.", UserWarning, stacklevel=3)
+                warnings.warn(f"The GDAL mask of {path} could not be read ({type(exc).__name__}: {exc}); its outputs "
+                              "mark no pixel as outside the data.", UserWarning, stacklevel=3)
             return np.zeros((im.height, im.width), dtype=bool) if inside is None else ~inside
         if georef.alpha:
             return np.asarray(im.getchannel("A" if "A" in im.getbands() else "a")) == 0

@@ -16,7 +16,7 @@ from pixelwise.runtime.batch import output_stems, predict_folder
 import xml.etree.ElementTree as ET
 
 from pixelwise.errors import DatasetError
-from pixelwise.runtime.georef import encode_geotiff, read_georef, read_sidecars
+from pixelwise.runtime.georef import encode_geotiff, outside_footprint, read_georef, read_sidecars
 
 # UTM zone 33N (EPSG:32633), 0.5 m pixels, upper-left corner at (500000, 4500000)
 SCALE = (0.5, 0.5, 0.0)
@@ -305,3 +305,24 @@ def test_an_image_wholly_outside_its_footprint_has_no_class_shares(onnx_model, s
     predict_folder(RuntimeSegmenter.load(onnx_model), tmp_path, tmp_path / "out", areas_csv="areas.csv", progress=False)
     row = (tmp_path / "out" / "areas.csv").read_text().splitlines()[1].split(",")
     assert row[0].endswith("void.tif") and set(row[1:]) == {""}  # not 0.0 shares: there is nothing to share
+
+
+def test_gdal_masks_are_found_after_overviews_and_a_damaged_one_only_warns(scene, tmp_path):
+    """GDAL writes the mask after the overviews when they were built first (gdaladdo, then a
+    mask); a mask that cannot be decoded leaves the outputs unmarked, and the run goes on."""
+    inside = np.ones(scene.shape[:2], bool)
+    inside[:, :40] = False
+    geo = [(33550, "d", 3, SCALE, False), (33922, "d", 6, TIEPOINT, False), (34735, "H", len(GEOKEYS), GEOKEYS, False)]
+    with tifffile.TiffWriter(tmp_path / "late.tif") as tw:
+        tw.write(scene, photometric="rgb", extratags=geo)
+        tw.write(scene[::2, ::2], photometric="rgb", subfiletype=1)  # an overview
+        tw.write(inside, photometric=4, subfiletype=4, compression="zlib")
+    georef = read_georef(tmp_path / "late.tif")
+    assert georef.mask and np.array_equal(outside_footprint(tmp_path / "late.tif", georef), ~inside)
+    data = bytearray((tmp_path / "late.tif").read_bytes())
+    with tifffile.TiffFile(tmp_path / "late.tif") as tif:
+        start = tif.pages[2].dataoffsets[0]
+    data[start:start + 8] = b"\xff" * 8  # not a Deflate stream any more
+    (tmp_path / "damaged.tif").write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="mask of .*damaged.tif could not be read"):
+        assert not outside_footprint(tmp_path / "damaged.tif", read_georef(tmp_path / "damaged.tif")).any()

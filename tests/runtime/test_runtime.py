@@ -387,6 +387,32 @@ def test_batch_folder_with_progress(pair, tmp_path, capsys):
     assert lab.shape[:2] == read_image(images[0]).shape[:2]
 
 
+def test_an_input_reached_through_a_link_is_never_written_over(tmp_path, monkeypatch):
+    """refuse_overwriting_inputs resolves folders once per folder: an input that is itself a link
+    (writing its path would replace it, and its target is the user's), and a path that goes
+    through a link and then '..' (the real folder is the link target's parent), are still sources."""
+    from pixelwise.errors import DatasetError
+    from pixelwise.runtime.batch import refuse_overwriting_inputs
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "img.png").write_bytes(b"user data")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a_labels.png").symlink_to(tmp_path / "elsewhere" / "img.png")
+    with pytest.raises(DatasetError, match="overwrite the input image .*a_labels.png"):
+        refuse_overwriting_inputs([tmp_path / "in" / "a.png", tmp_path / "in" / "a_labels.png"],
+                                  [tmp_path / "in" / "a_labels.png"])
+    with pytest.raises(DatasetError, match="overwrite the input image .*img.png"):  # the target, by another path
+        refuse_overwriting_inputs([tmp_path / "in" / "a_labels.png"], [tmp_path / "elsewhere" / "img.png"])
+    (tmp_path / "deep" / "x").mkdir(parents=True)
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "lnk").symlink_to(tmp_path / "deep" / "x")
+    monkeypatch.chdir(tmp_path)
+    for through in (tmp_path / "top" / "lnk" / ".." / "b.png", Path("top/lnk/../b.png")):  # is deep/b.png
+        with pytest.raises(DatasetError, match="overwrite the input image"):
+            refuse_overwriting_inputs([tmp_path / "deep" / "b.png"], [through])
+    refuse_overwriting_inputs([tmp_path / "top" / "b.png"], [Path("top/lnk/../b.png")])  # not the same file
+
+
 def test_batch_outputs_never_overwrite_each_other(pair, tmp_path):
     """Same stems in two folders (a glob over patients' scans) or in one folder with two
     extensions: each input gets its own outputs, which by stem alone overwrote each other."""
