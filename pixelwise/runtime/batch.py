@@ -263,8 +263,9 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     predicted an ``UnreadableImagesError`` (carrying ``written`` and ``skipped``) reports it.
     ``skip_unreadable=False`` raises at the first such file instead."""
     from pixelwise.data.io import atomic_write_bytes  # numpy + Pillow only
-    from pixelwise.runtime.georef import (SidecarFinder, encode_geotiff, footprint_outputs, outside_footprint, read_georef,
-                                         sidecar_names, write_sidecars)
+    from pixelwise.runtime.footprint import footprint_outputs, outside_footprint
+    from pixelwise.runtime.georef import encode_geotiff, read_georef
+    from pixelwise.runtime.sidecars import SidecarFinder, sidecar_names, write_sidecars
     from pixelwise.runtime.imageio import encode_png, read_image
 
     if save_confidence:
