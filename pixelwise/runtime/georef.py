@@ -33,8 +33,8 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 @dataclass(frozen=True)
 class Georef:
     """A GeoTIFF's georeferencing tags: tag -> (value, TIFF field type), to be written as read;
-    and its footprint: an orthomosaic marks the pixels outside its data by a GDAL nodata value
-    or an alpha band, which its outputs keep (see ``footprint_outputs``)."""
+    and its footprint: an orthomosaic marks the pixels outside its data by a GDAL mask, an alpha
+    band or a nodata value, which its outputs keep (``runtime/footprint.py``)."""
 
     tags: dict[int, tuple[object, int]] = field(default_factory=dict)
     nodata: float | None = None

@@ -2,7 +2,7 @@
 
 An aerial PNG or JPEG tile is usually placed by files beside it rather than by tags inside it;
 each output of such an image (same pixel grid) gets the same files under its own name, arranged
-so that GDAL places the output where it places the input. numpy-free, Pillow for the orientation.
+so that GDAL places the output where it places the input. Pillow only (for the orientation).
 """
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from pathlib import Path
 from pixelwise.data.io import open_image
 from pixelwise.runtime.georef import TIFF_SUFFIXES
 
-
-# Georeferencing held beside an image, as GDAL (and so QGIS) and ESRI tools read it: a world file
-# (the pixel grid's affine transform), an ESRI .prj (the coordinate system) and GDAL's
-# <image>.aux.xml (coordinate system, transform and ground control points). An aerial PNG or
-# JPEG tile usually comes so; a GeoTIFF may too. What GDAL 3.10 does, checked file by file:
+# A world file holds the pixel grid's affine transform, an ESRI .prj the coordinate system, and
+# GDAL's <image>.aux.xml the coordinate system, transform and ground control points (a GeoTIFF
+# may have them too). What GDAL 3.10 does, checked file by file:
 # world files are looked up as <stem>.<first+last letter>w, <stem>.<ext>w (and .jpw for JPEG),
 # then <stem>.wld, matching the name case-insensitively (BMP: only all-lower or all-upper case),
 # skipping one that holds no usable transform; WEBP reads none. Where both place the image, PNG,
