@@ -135,7 +135,7 @@ def outside_footprint(path: str | Path, georef: Georef) -> np.ndarray:
 
                 warnings.warn(f"The GDAL mask of {path} could not be read ({type(exc).__name__}: {exc}); its outputs "
                               "mark no pixel as outside the data.", UserWarning, stacklevel=3)
-            return np.zeros((im.height, im.width), dtype=bool) if inside is None else ~inside
+            return np.zeros((im.height, im.width), dtype=bool) if inside is None else np.logical_not(inside, out=inside)
         if georef.alpha:
             return np.asarray(im.getchannel("A" if "A" in im.getbands() else "a")) == 0
         if deep_colour(im):  # Pillow gives 16-bit colour as its top 8 bits: the nodata value cannot be told apart
