@@ -286,7 +286,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
     # and no stale sidecar of one about to be removed, may be an input or a file beside one that places it.
     outputs = [out / f"{stems[f]}_{k}{ext[f]}" for f in stems for k in kinds]
     refuse_overwriting_inputs([*stems, *(p for f in stems for p in finder.files_of(Path(f)))],
-                              outputs + [p for o in outputs for p in (*sidecar_names(o), *finder.output_files(o))]
+                              outputs + [p for o in outputs for p in (*sidecar_names(o), *finder.files_of(o))]
                               + ([out / areas_csv] if areas_csv else []))
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -159,17 +159,11 @@ class SidecarFinder:
         return [p for name in _world_names(image) for p in self._existing(image.parent, name, exact)]
 
     def files_of(self, image: Path) -> list[Path]:
-        """Every existing file that GDAL or ESRI tools would read as ``image``'s georeferencing."""
+        """Every existing file that GDAL or ESRI tools would read as ``image``'s georeferencing (for
+        an output: its own, and any stale ones an earlier run left)."""
         folder = image.parent
         return [*self.world_files(image), *self._existing(folder, f"{image.stem}.prj"),
                 *self._existing(folder, f"{image.name}.aux.xml")]
-
-    def output_files(self, output: Path) -> list[Path]:
-        """The files an output's georeferencing would be read from (its own, and any stale ones)."""
-        folder = output.parent
-        names = [*(f"{output.stem}.{x}" for x in (f"{output.suffix[1]}{output.suffix[-1]}w", f"{output.suffix[1:]}w", "wld")),
-                 f"{output.stem}.prj", f"{output.name}.aux.xml"]
-        return [p for n in names for p in self._existing(folder, n)]
 
     def read(self, image: Path) -> Sidecars | None:
         """``image``'s georeferencing beside it, arranged so that GDAL places its outputs as it
@@ -231,7 +225,7 @@ def write_sidecars(output: Path, sidecars: Sidecars | None, finder: SidecarFinde
     from pixelwise.data.io import atomic_write_bytes
 
     content = sidecars.files_for(output) if sidecars else {}
-    for stale in finder.output_files(output):
+    for stale in finder.files_of(output):
         if stale not in content:
             stale.unlink(missing_ok=True)
     for p, data in content.items():
