@@ -10,9 +10,9 @@ import sys
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from pixelwise.errors import ConfigError, PixelwiseError, file_system_line, one_line
+from pixelwise.errors import ConfigError, PixelwiseError, file_system_line, one_line, one_line_warnings
 from pixelwise.shutdown import sigterm_unwinds
 
 
@@ -91,10 +91,20 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def default_val_folder(model: str | Path) -> Path:
+    """``<model folder>/val`` for a run's ``best.pt``; ``val_<model>`` for any other model file
+    (``val_best_onnx``, ``val_last``), so that scoring the exports of a run in turn keeps each one's
+    metrics instead of writing over the checkpoint's."""
+    m = Path(model)
+    if m.name == "best.pt":
+        return m.parent / "val"
+    return m.parent / f"val_{m.stem}{'' if m.suffix == '.pt' else '_' + m.suffix.lstrip('.')}"
+
+
 def cmd_val(a: argparse.Namespace) -> int:
     from pixelwise.engine.validate import val
 
-    out = a.out or str(Path(a.model).parent / "val")
+    out = a.out or str(default_val_folder(a.model))
     m = val(a.model, a.data, split=a.split, out_dir=out, device=a.device, flip=a.flip,
             max_images=a.max_images, progress=not a.quiet)
     print(m.table())
@@ -194,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--model", required=True, help="checkpoint (.pt) or exported model (.onnx, OpenVINO .xml)")
     v.add_argument("--data", help="dataset YAML (default: the one the model was trained on)")
     v.add_argument("--split", default="val")
-    v.add_argument("--out", help="output folder (default: <model folder>/val)")
+    v.add_argument("--out", help="output folder (default: <model folder>/val for best.pt, "
+                   "val_<model> for others: val_best_onnx)")
     v.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     v.add_argument("--max-images", type=int)
     v.add_argument("--device", default="auto")
@@ -243,19 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _one_line_warnings(show: Callable, tag: str = "") -> Callable:
-    """pixelwise's own warnings (a skipped file, a dataset whose class names differ) as one line,
-    like its errors (``tag``: the torchrun rank); other libraries' warnings keep ``show``, Python's
-    format, which says where they come from."""
-    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-        if issubclass(category, UserWarning) and "pixelwise" in Path(filename).parts:
-            print(f"pixelwise: warning:{tag} {one_line(message)}", file=file or sys.stderr)
-        else:
-            show(message, category, filename, lineno, file, line)
-
-    return show_warning
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -268,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     shown_before = warnings.showwarning
-    warnings.showwarning = _one_line_warnings(shown_before)
+    warnings.showwarning = one_line_warnings(shown_before)
     # serve: uvicorn shuts down on SIGTERM itself; the other verbs clean up their staging files
     unwind = nullcontext() if args.command == "serve" else sigterm_unwinds()
     try:

@@ -6,7 +6,9 @@ one line without a traceback.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Callable
 
 
 class PixelwiseError(Exception):
@@ -99,3 +101,16 @@ def file_system_line(exc: OSError) -> str:
     else:
         fix = "check that the path exists and is writable (and the disk is not full)"
     return f"{exc.strerror or exc}: {exc.filename}. Fix: {fix}"
+
+
+def one_line_warnings(show: Callable, tag: str = "") -> Callable:
+    """pixelwise's own warnings (a skipped file, a dataset whose class names differ) as one line,
+    like its errors (``tag``: the torchrun rank); other libraries' warnings keep ``show``, Python's
+    format, which says where they come from."""
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, UserWarning) and "pixelwise" in Path(filename).parts:
+            print(f"pixelwise: warning:{tag} {one_line(message)}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning

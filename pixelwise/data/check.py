@@ -21,6 +21,7 @@ from PIL import UnidentifiedImageError
 from pixelwise.data.formats.base import parallel_map
 from pixelwise.data.io import displayed_size, open_image, save_png
 from pixelwise.data.pairing import Sample, pair_split
+from pixelwise.data.samples import binary_convert_fix, foreground_is_ignored, require_masks
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.errors import DatasetError, PixelwiseError
 
@@ -74,6 +75,7 @@ class CheckReport:
 class _Ctx:
     num_classes: int
     ignore_index: int
+    source: Path | None = None  # the dataset's YAML, for fixes that name it
 
 
 def _hash(path: Path) -> str:
@@ -103,7 +105,7 @@ def smear_fraction(label: np.ndarray) -> float:
 
 def _check_one(ctx: _Ctx, sample: Sample) -> dict[str, Any]:
     """Everything about one pair that needs pixels; returns problems and a small summary."""
-    out: dict[str, Any] = {"problems": [], "present": None, "hash": None}
+    out: dict[str, Any] = {"problems": [], "present": None, "hash": None, "ignored": False}
     probs = out["problems"]
     size, turned = None, False
     try:
@@ -168,12 +170,14 @@ def _check_one(ctx: _Ctx, sample: Sample) -> dict[str, Any]:
         probs.append(Problem("error", "values", sample.label,
                              f"value(s) {shown} are neither a class (0..{ctx.num_classes - 1}) nor "
                              f"the ignore value {ctx.ignore_index}.",
-                             "add the classes to 'names:', set 'ignore_index:', or map them with "
+                             binary_convert_fix(ctx.source) if ctx.num_classes == 2 and bad.tolist() == [255]
+                             else "add the classes to 'names:', set 'ignore_index:', or map them with "
                              "'pixelwise data remap'"))
     present = np.zeros(ctx.num_classes, bool)
     ok = values[values < ctx.num_classes]
     present[ok] = True
     out["present"] = present
+    out["ignored"] = bool((values == ctx.ignore_index).any())
     if not present.any():
         probs.append(Problem("warning", "empty", sample.label,
                              "no pixel of any class (only ignore or unknown values).",
@@ -184,8 +188,10 @@ def _check_one(ctx: _Ctx, sample: Sample) -> dict[str, Any]:
 def check_dataset(data: str | Path | DatasetSpec, workers: int | None = None) -> CheckReport:
     """Check every split; collect every problem rather than stopping at the first."""
     spec = data if isinstance(data, DatasetSpec) else DatasetSpec.load(data)
+    require_masks(spec, "'pixelwise data check'")  # what training reads; other formats convert first
     report = CheckReport(spec)
-    ctx = _Ctx(spec.num_classes, spec.ignore_index)
+    ctx = _Ctx(spec.num_classes, spec.ignore_index, spec.source)
+    ignore_seen = False
     hashes: dict[str, list[tuple[str, Path]]] = defaultdict(list)
     presence = np.zeros(spec.num_classes, np.int64)
     for name, split in spec.splits.items():
@@ -216,6 +222,7 @@ def check_dataset(data: str | Path | DatasetSpec, workers: int | None = None) ->
                 hashes[res["hash"]].append((name, s.image))
             if res["present"] is not None:
                 presence += res["present"]
+            ignore_seen |= res["ignored"]
     for _, files in hashes.items():
         if len(files) > 1:
             splits = {s for s, _ in files}
@@ -226,7 +233,15 @@ def check_dataset(data: str | Path | DatasetSpec, workers: int | None = None) ->
                 f"identical image file {what}: " + ", ".join(str(p) for _, p in files[1:4]) + ".",
                 "keep one copy ('--fix OUT' keeps the first within a split)",
                 tuple(p for _, p in files[1:])))
-    for c in np.flatnonzero(presence == 0):
+    absent = set(np.flatnonzero(presence == 0).tolist())
+    if report.images and foreground_is_ignored(spec, presence, ignore_seen):
+        report.problems.append(Problem("error", "binary-255", spec.source,
+                                       f"class 1 '{spec.names[1]}' never appears while the labels hold "
+                                       "255, the ignore value: the foreground would be ignored in "
+                                       "training and scoring.",
+                                       binary_convert_fix(spec.source or spec.root)))
+        absent.discard(1)  # reported above, not again as an absent class
+    for c in sorted(absent):
         report.problems.append(Problem("warning", "absent-class", spec.source,
                                        f"class {c} '{spec.names[c]}' never appears in any label.",
                                        "annotate it, or drop it with 'pixelwise data remap --drop'"))

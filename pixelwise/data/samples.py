@@ -7,6 +7,7 @@ half-scored by the other.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -24,6 +25,21 @@ def require_masks(spec: DatasetSpec, verb: str = "Training") -> None:
             path=spec.source,
             fix=f"convert it once: pixelwise data convert {spec.source or spec.root} --to masks --out DIR, "
                 "then use DIR/dataset.yaml")
+
+
+def binary_convert_fix(data: str | Path | None) -> str:
+    """The fix for 0/255 (or 0/1-with-255) binary masks: the binary reader maps 255 to class 1."""
+    return (f"these look like 0/255 binary masks: convert them once with 'pixelwise data convert "
+            f"{data or 'DATA'} --format binary --to masks --out NEW' (255 becomes class 1), then use "
+            "NEW/dataset.yaml")
+
+
+def foreground_is_ignored(spec: DatasetSpec, class_present: Sequence[int] | np.ndarray, ignore_seen: bool) -> bool:
+    """A two-class dataset whose class 1 never appears while the ignore value 255 does: 0/255
+    binary masks described as masks, so every foreground pixel would be ignored (trained on
+    nothing, scored n/a) without an error."""
+    return (spec.num_classes == 2 and spec.ignore_index == 255 and ignore_seen
+            and not class_present[1])
 
 
 def check_size(label: np.ndarray, image_shape: tuple[int, ...], path: Path | str, image_path: Path) -> None:
@@ -49,8 +65,9 @@ def check_label(label: np.ndarray, image_shape: tuple[int, ...], num_classes: in
             raise LabelError(
                 f"Label {path} holds value(s) {shown} that are neither a class (0..{num_classes - 1}) "
                 f"nor the ignore value {ignore_index}.", path=path,
-                fix="fix the label, add the classes to 'names:', or set 'ignore_index:' in the YAML "
-                    "(for 1-based labels with 0 = background-to-ignore, remap with 'pixelwise data remap')")
+                fix=binary_convert_fix(None) if num_classes == 2 and bad == [255] else
+                "fix the label, add the classes to 'names:', or set 'ignore_index:' in the YAML "
+                "(for 1-based labels with 0 = background-to-ignore, remap with 'pixelwise data remap')")
     return label
 
 

@@ -9,6 +9,7 @@ rare class cannot end up missing from val. Images are copied; the source is not 
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,23 @@ def assign(presence: np.ndarray | None, fractions: list[float], seed: int, n: in
     return out
 
 
+def output_stems(pooled: list[tuple[Sample, str]]) -> list[str]:
+    """A unique file stem per pooled sample: its own, or ``<source split>_<stem>`` where splits
+    reuse a name (train/0001.png and val/0001.png), so that no copy lands on another."""
+    count = Counter(s.stem for s, _ in pooled)
+    stems = [s.stem if count[s.stem] == 1 else f"{split}_{s.stem}" for s, split in pooled]
+    taken: set[str] = set()
+    out = []
+    for (s, _), stem in zip(pooled, stems):
+        unique, n = stem, 1
+        while unique in taken or (stem != s.stem and unique in count):  # nor another file's own name
+            n += 1
+            unique = f"{stem}_{n}"
+        taken.add(unique)
+        out.append(unique)
+    return out
+
+
 def split_dataset(data: str | Path, out: str | Path, fractions: list[float] | tuple[float, ...] = (0.8, 0.2),
                   seed: int = 0, stratify: bool = False, source_split: str | None = None,
                   workers: int | None = None) -> Path:
@@ -75,25 +93,32 @@ def split_dataset(data: str | Path, out: str | Path, fractions: list[float] | tu
                           fix="use e.g. --fractions 0.8,0.2 or 0.7,0.15,0.15")
     spec = DatasetSpec.load(data)
     splits = [source_split] if source_split else list(spec.splits)
-    samples = sorted((s for name in splits for s in paired_samples(spec.split(name))),
-                     key=lambda s: (s.stem, str(s.image)))
+    pooled = sorted(((s, name) for name in splits for s in paired_samples(spec.split(name))),
+                    key=lambda p: (p[0].stem, str(p[0].image)))
+    samples = [s for s, _ in pooled]
+    stems = output_stems(pooled)
     presence = None
     if stratify:
         presence = np.stack(list(parallel_map(_presence, spec.num_classes, samples, workers)))
     which = assign(presence, list(fractions), seed, len(samples))
     out = prepare_output(Path(out), spec.root)
     names = SPLIT_NAMES[: len(fractions)]
-    for s, k in zip(samples, which):
+    for s, k, stem in zip(samples, which, stems):
         d = out / names[k]
         (d / "images").mkdir(parents=True, exist_ok=True)
         (d / "labels").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(s.image, d / "images" / f"{s.stem}{s.image.suffix}")
-        shutil.copyfile(s.label, d / "labels" / f"{s.stem}{s.label.suffix}")
+        shutil.copyfile(s.image, d / "images" / f"{stem}{s.image.suffix}")
+        shutil.copyfile(s.label, d / "labels" / f"{stem}{s.label.suffix}")
     desc = {"path": ".", **{n: n for n in names if (out / n).is_dir()}, "images": "images",
             "labels": "labels", "ignore_index": spec.ignore_index,
             "names": {i: n for i, n in enumerate(spec.names)},
             "colors": {i: list(c) for i, c in enumerate(spec.colors)}}
     (out / "dataset.yaml").write_text(yaml.safe_dump(desc, sort_keys=False))
+    renamed = [f"- {s.image} -> {names[k]}/images/{stem}{s.image.suffix}"
+               for s, k, stem in zip(samples, which, stems) if stem != s.stem]
     (out / "SPLIT.md").write_text(f"# Split by pixelwise\n\n- Source: {spec.source}\n- Fractions: "
-                                  f"{list(fractions)}; seed {seed}; stratified: {stratify}\n")
+                                  f"{list(fractions)}; seed {seed}; stratified: {stratify}\n"
+                                  f"- Images: {len(samples)}\n"
+                                  + ("\nRenamed (their name is also used in another source split):\n\n"
+                                     + "\n".join(renamed) + "\n" if renamed else ""))
     return out / "dataset.yaml"

@@ -17,7 +17,8 @@ class ResultsLogger:
         self.path = run_dir / "results.csv"
         self.rows: list[dict] = []
         if resume and self.path.exists():
-            self.rows = list(csv.DictReader(open(self.path)))
+            with open(self.path, newline="") as fh:
+                self.rows = list(csv.DictReader(fh))
 
     def log(self, row: dict) -> None:
         self.rows = [r for r in self.rows if int(r["epoch"]) != int(row["epoch"])] + [row]

@@ -22,7 +22,8 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_results(csv_path: str | Path, out_path: str | Path) -> None:
-    rows = list(csv.DictReader(open(csv_path)))
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
     if not rows:
         return
     ep = [int(r["epoch"]) for r in rows]

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from pixelwise import __version__
 from pixelwise.config import TrainConfig
 from pixelwise.data.dataset import SegmentationDataset
 from pixelwise.data.io import atomic_write_bytes, read_label
+from pixelwise.data.samples import binary_convert_fix, foreground_is_ignored
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.data.transforms import train_transform
 from pixelwise.engine.callbacks import ResultsLogger
@@ -37,7 +39,7 @@ from pixelwise.engine.evaluator import evaluate, normalize_batch
 from pixelwise.engine.losses import SegmentationLoss, class_weights_from_counts
 from pixelwise.engine.sampler import EpochSampler, SeededAugmentDataset
 from pixelwise.engine.schedule import lr_factor
-from pixelwise.errors import ConfigError, ResumeError
+from pixelwise.errors import ConfigError, DatasetError, ResumeError
 from pixelwise.models.registry import create_model
 from pixelwise.utils import next_run_dir, seed_everything, select_device, set_threads
 
@@ -52,15 +54,27 @@ class TrainResult:
     iterations: int
 
 
-def label_counts(ds: SegmentationDataset) -> np.ndarray:
-    """Pixel count per class over a split (reads labels only, one at a time)."""
+def label_counts(ds: SegmentationDataset) -> tuple[np.ndarray, int]:
+    """Pixel count per class over a split, and of pixels outside every class (the ignore value);
+    reads labels only, one at a time."""
     n = ds.spec.num_classes
     counts = np.zeros(n, dtype=np.int64)
+    other = 0
     for s in ds.samples:
         lab = read_label(s.label)
         c = np.bincount(lab.ravel().astype(np.int64), minlength=n)
         counts += c[:n]
-    return counts
+        other += int(c[n:].sum())
+    return counts, other
+
+
+def refuse_ignored_foreground(spec: DatasetSpec, counts: np.ndarray, ignored: int) -> None:
+    """0/255 binary masks described as masks train a model that has never seen its foreground
+    (255 is the ignore value) and score it n/a: stop before training, with the conversion."""
+    if foreground_is_ignored(spec, counts > 0, ignored > 0):
+        raise DatasetError(f"Class 1 '{spec.names[1]}' has no pixel in the training labels of {spec.source}, "
+                           f"while {ignored} pixels hold 255, the ignore value.", path=spec.source,
+                           fix=binary_convert_fix(spec.source or spec.root))
 
 
 def freeze_encoder_stages(model: torch.nn.Module, stages: int) -> list[torch.nn.Module]:
@@ -178,8 +192,13 @@ class Trainer:
         self.spec = DatasetSpec.load(cfg.data)
         self.train_ds = SegmentationDataset(self.spec, "train")
         self.val_ds = SegmentationDataset(self.spec, "val") if "val" in self.spec.splits else None
+        self.class_counts = self._train_class_counts()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(self.run_dir / "config.yaml")
+        counts_file = self.run_dir / "class_counts.json"
+        if not counts_file.exists():
+            atomic_write_bytes(counts_file, json.dumps({"names": self.spec.names,
+                                                        "counts": self.class_counts.tolist()}).encode())
 
         m = cfg.model
         self.model = create_model(m.arch, m.encoder, self.spec.num_classes,
@@ -240,14 +259,23 @@ class Trainer:
                 raise ConfigError(f"{len(cw)} class weights for {self.spec.num_classes} classes.",
                                   fix="give one weight per class or use class_weights: auto")
             return torch.tensor(cw, dtype=torch.float32)
+        return torch.from_numpy(class_weights_from_counts(self.class_counts))
+
+    def _train_class_counts(self) -> np.ndarray:
+        """Pixels per class in the training labels (kept in the run folder, read back on resume),
+        checked for an ignored foreground before the run folder is written."""
         cache = self.run_dir / "class_counts.json"
         if cache.exists():
-            counts = np.array(json.loads(cache.read_text())["counts"], dtype=np.int64)
-        else:
-            counts = label_counts(self.train_ds)
-            atomic_write_bytes(cache, json.dumps({"names": self.spec.names, "counts": counts.tolist()}).encode())
-        weights = class_weights_from_counts(counts)
-        return torch.from_numpy(weights)
+            return np.array(json.loads(cache.read_text())["counts"], dtype=np.int64)
+        counts, ignored = label_counts(self.train_ds)
+        refuse_ignored_foreground(self.spec, counts, ignored)
+        absent = [f"{c} '{self.spec.names[c]}'" for c in np.flatnonzero(counts == 0)]
+        if absent:
+            many = len(absent) > 1
+            warnings.warn(f"class{'es' if many else ''} {', '.join(absent)} of {self.spec.source} "
+                          f"never appear{'' if many else 's'} in the training labels: the model cannot learn "
+                          f"to predict {'them' if many else 'it'} (see 'pixelwise data check').", stacklevel=2)
+        return counts
 
     def _planned_iters(self) -> int:
         per_epoch = self.sampler.batches_per_epoch()

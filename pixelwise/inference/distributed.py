@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from pixelwise.cli import _one_line_warnings, outputs_arg, save_flags
-from pixelwise.errors import PixelwiseError, file_system_line, first_line, one_line
+from pixelwise.cli import outputs_arg, save_flags
+from pixelwise.errors import PixelwiseError, file_system_line, first_line, one_line, one_line_warnings
 from pixelwise.shutdown import end_by, sigterm_unwinds
 
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import warnings
 
-    warnings.showwarning = _one_line_warnings(warnings.showwarning, _rank_tag())  # one line, as the CLI's
+    warnings.showwarning = one_line_warnings(warnings.showwarning, _rank_tag())  # one line, as the CLI's
     try:
         written = run(a.model, a.source, a.out, a.flip, not a.quiet, a.tile, a.overlap, a.save)
         if int(os.environ.get("RANK", "0")) == 0:

@@ -239,6 +239,16 @@ def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict"
                           save_confidence=save_confidence, areas_csv=areas_csv, **kw)
 
 
+def refuse_image_named_folder(out_dir: str | Path) -> None:
+    """``--out result.png`` for an image: the outputs (``<stem>_labels.png``, ...) go into a folder,
+    and one named like an image is a mistaken file name, not a wish (an existing folder is used)."""
+    out = Path(out_dir)
+    if out.suffix.lower() in IMAGE_EXTS and not out.is_dir():
+        raise ConfigError(f"The output folder {out} is named like an image: predict writes several files "
+                          "per image (<stem>_labels.png, _color.png, ...) into a folder.", path=out,
+                          fix=f"pass a folder, e.g. --out {out.with_suffix('')}")
+
+
 def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_labels: bool = True,
                    save_color: bool = True, save_overlay: bool = False, progress: bool = True,
                    files: list[Path] | None = None, skip_unreadable: bool = True,
@@ -272,6 +282,7 @@ def predict_folder(model: Any, source: str | Path, out_dir: str | Path, save_lab
         predict_kw["confidence"] = True
     if hasattr(model, "check_options"):  # before any file is read, folder made or bar drawn
         model.check_options(**predict_kw)
+    refuse_image_named_folder(out_dir)
     single = files is None and Path(source).is_file()  # one named file: its own error, no skipped list
     files = files if files is not None else leave_out_earlier_outputs(expand_sources(source), out_dir)
     stems = names_by_file if names_by_file is not None else output_stems(files)

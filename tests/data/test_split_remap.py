@@ -81,3 +81,27 @@ def test_remap_merge_rename_drop(tmp_path):
     assert (new[old == 2] == 1).all() and (new[old == 3] == 2).all()
     with pytest.raises(ConfigError, match="Unknown class 'Boat'"):
         remap_dataset(y, tmp_path / "r3", drop=["Boat"])
+
+
+def test_split_keeps_every_image_when_source_splits_reuse_names(tmp_path):
+    """train/ and val/ both numbered from 0000 (common): pooled, one copy must not land on another."""
+    y = write_dataset(tmp_path / "d", n_train=4, n_val=3, size=(32, 48))
+    pairs = {}
+    for split in ("train", "val"):
+        for i, s in enumerate(sorted(paired_samples(DatasetSpec.load(y).split(split)), key=lambda s: s.stem)):
+            for kind in ("images", "labels"):
+                old = s.image if kind == "images" else s.label
+                new = old.with_name(f"{i:04d}{old.suffix}")
+                old.rename(new)
+            pairs[(split, f"{i:04d}")] = read_label(y.parent / split / "labels" / f"{i:04d}.png")
+    (y.parent / "val" / "images" / "train_0001.jpg").write_bytes(  # the prefixed name is taken too
+        (y.parent / "val" / "images" / "0001.jpg").read_bytes())
+    Image.fromarray(pairs[("val", "0001")]).save(y.parent / "val" / "labels" / "train_0001.png")
+    out = split_dataset(y, tmp_path / "s", fractions=[0.5, 0.5], seed=0, workers=0)
+    got = {st: read_label(DatasetSpec.load(out).root / sp / "labels" / f"{st}.png")
+           for sp in ("train", "val") for st in _stems(out, sp)}
+    assert len(got) == 8  # 4 + 3 + 1: none lost
+    assert "train_0001" in got and "val_0001" in got and "train_0001_2" in got
+    assert np.array_equal(got["train_0001_2"], pairs[("train", "0001")])
+    assert np.array_equal(got["val_0002"], pairs[("val", "0002")]) and np.array_equal(got["0003"], pairs[("train", "0003")])
+    assert "Renamed" in (out.parent / "SPLIT.md").read_text()

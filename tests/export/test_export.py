@@ -331,6 +331,17 @@ def test_cli_export_then_val_onnx_matches_checkpoint(tiny_run, tmp_path, capsys)
     assert got.names == ref.names
     np.testing.assert_array_equal(got.confusion, ref.confusion)
     assert got.miou == pytest.approx(ref.miou, abs=1e-9)
+    # scored in turn with the CLI's default folders, each model keeps its own metrics
+    import json
+    import shutil
+
+    for f in (tiny_run.best, out):
+        shutil.copy(f, tmp_path / ("best.pt" if f.suffix == ".pt" else "best.onnx"))
+    shutil.copy(out.with_name(out.name + ".json"), tmp_path / "best.onnx.json")
+    for name in ("best.pt", "best.onnx"):
+        assert main(["val", "--model", str(tmp_path / name), "--quiet", "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "val" / "metrics_val.json").read_text())["model"].endswith("best.pt")
+    assert json.loads((tmp_path / "val_best_onnx" / "metrics_val.json").read_text())["model"].endswith("best.onnx")
     assert main(["export", str(tmp_path / "missing.pt")]) == 2
     # options of pipeline exports on a logits export: refused, not silently ignored
     for option in (["--outputs", "labels"], ["--imgsz", "96,128"]):

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 import torch
 
+from pixelwise.cli import main
 from pixelwise.errors import ConfigError
 from pixelwise.inference.predictor import Segmenter
 from pixelwise.runtime import RuntimeModelError, RuntimeSegmenter
@@ -330,6 +331,14 @@ def test_cli_refuses_contradictory_options_and_devices_in_one_line(onnx_model, p
         assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
     assert RuntimeSegmenter.load(onnx_model, device="cpu").backend.session.get_providers() == ["CPUExecutionProvider"]
+    # --out single.png: a mistaken file name, not a folder to create (a folder of that name is used)
+    done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", image, "--model", str(onnx_model),
+                           "--out", str(tmp_path / "single.png"), "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 2 and "named like an image" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "single.png").exists()
+    (tmp_path / "made.png").mkdir()
+    assert main(["predict", image, "--model", str(onnx_model), "--out", str(tmp_path / "made.png"), "--quiet"]) == 0
+    assert len(list((tmp_path / "made.png").iterdir())) == 3
 
 
 def test_tiled_memory_is_bounded_by_the_tile(tiny_run, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import yaml
 
 from pixelwise.data.formats.base import Item, Reader, parallel_map
@@ -88,7 +89,8 @@ FORMATS: dict[str, Callable[..., Reader]] = {
 
 
 def detect_format(path: str | Path) -> str:
-    """Guess a source's format from its layout (file names only, no pixels)."""
+    """Guess a source's format from its layout (file names; pixels only to tell 0/255 binary
+    masks from class-id masks in a two-class mask folder)."""
     p = Path(path)
     if p.suffix.lower() == ".json" and p.is_file():
         try:
@@ -112,7 +114,7 @@ def detect_format(path: str | Path) -> str:
             return str(fmt)
         if isinstance(raw, dict) and "labels" not in raw and not _spec_has_label_dirs(p):
             return "yolo"
-        return "masks"
+        return "binary" if _holds_binary_255_masks(p) else "masks"
     if p.is_dir():
         if (p / "dataset.yaml").exists():
             return detect_format(p / "dataset.yaml")
@@ -136,6 +138,31 @@ def detect_format(path: str | Path) -> str:
             return detect_format(yamls[0])
     raise DatasetError(f"Cannot tell the annotation format of {p}.", path=p,
                        fix=f"pass --format (one of: {', '.join(FORMATS)})")
+
+
+def _holds_binary_255_masks(p: Path, peek: int = 8) -> bool:
+    """A two-class mask folder whose first labels hold only 0 and 255 (the usual medical and
+    binary layout): read as masks, 255 would be the ignore value and the foreground lost. The
+    one detection that looks at pixels, and only at a few labels of two-class datasets."""
+    try:
+        from pixelwise.data.io import read_label
+        from pixelwise.data.pairing import pair_split
+        from pixelwise.data.spec import DatasetSpec
+
+        spec = DatasetSpec.load(p)
+        if spec.num_classes != 2 or spec.ignore_index != 255:
+            return False
+        seen: set[int] = set()
+        for name in spec.splits:
+            for sample in pair_split(spec.split(name)).samples[:peek]:
+                seen |= set(np.unique(read_label(sample.label)).tolist())
+                if not seen <= {0, 255}:
+                    return False
+            if 255 in seen:
+                return True
+    except Exception:  # noqa: BLE001 - an unreadable dataset is the masks reader's to report
+        return False
+    return False
 
 
 def _spec_has_label_dirs(p: Path) -> bool:
