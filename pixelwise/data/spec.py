@@ -19,8 +19,9 @@ Two layouts are accepted for splits::
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Sequence
 
 import yaml
@@ -143,12 +144,14 @@ class DatasetSpec:
     def from_dict(cls, raw: dict[str, Any], base: Path | None = None,
                   source: Path | None = None) -> "DatasetSpec":
         base = Path(base or ".")
-        root = Path(raw.get("path", "."))
+        root = Path(_text(raw, "path", ".", source))
         root = root if root.is_absolute() else (base / root)
         names = _parse_names(raw.get("names"), source)
         colors = _parse_colors(raw.get("colors"), len(names), source)
-        images_dir = raw.get("images", "images")
-        labels_dir = raw.get("labels", "labels")
+        images_dir = _text(raw, "images", "images", source)
+        labels_dir = _text(raw, "labels", "labels", source)
+        label_suffix = _text(raw, "label_suffix", "", source)
+        image_suffix = _text(raw, "image_suffix", "", source)
         splits: dict[str, SplitSpec] = {}
         for split in SPLITS:
             entry = raw.get(split)
@@ -156,13 +159,14 @@ class DatasetSpec:
                 continue
             if isinstance(entry, str):
                 splits[split] = SplitSpec(split, root / entry / images_dir, root / entry / labels_dir,
-                                          raw.get("label_suffix", ""), raw.get("image_suffix", ""))
+                                          label_suffix, image_suffix)
             elif isinstance(entry, dict) and "images" in entry:
-                labels = entry.get("labels")
+                labels = _text(entry, "labels", "", source, f"{split}: labels")
                 splits[split] = SplitSpec(
-                    split, root / entry["images"], root / labels if labels else None,
-                    entry.get("label_suffix", raw.get("label_suffix", "")),
-                    entry.get("image_suffix", raw.get("image_suffix", "")))
+                    split, root / _text(entry, "images", "", source, f"{split}: images"),
+                    root / labels if labels else None,
+                    _text(entry, "label_suffix", label_suffix, source, f"{split}: label_suffix"),
+                    _text(entry, "image_suffix", image_suffix, source, f"{split}: image_suffix"))
             else:
                 raise ConfigError(f"Split '{split}' must be a folder name or "
                                   "{images: ..., labels: ...}.", path=source,
@@ -170,9 +174,12 @@ class DatasetSpec:
         if not splits:
             raise ConfigError("The dataset YAML names no split.", path=source,
                               fix="add at least 'train: <folder>' (and 'val: <folder>')")
-        return cls(root=root, names=names, splits=splits, colors=colors,
-                   ignore_index=int(raw.get("ignore_index", 255)),
-                   format=str(raw.get("format", "masks")), source=source)
+        ignore = raw.get("ignore_index", 255)
+        if isinstance(ignore, bool) or not isinstance(ignore, Integral):
+            raise ConfigError(f"'ignore_index: {ignore}' is not a whole number.", path=source,
+                              fix="write the label value that marks unlabelled pixels, e.g. 'ignore_index: 255'")
+        return cls(root=root, names=names, splits=splits, colors=colors, ignore_index=int(ignore),
+                   format=_text(raw, "format", "masks", source), source=source)
 
     @classmethod
     def from_record(cls, raw: dict[str, Any]) -> "DatasetSpec":
@@ -208,9 +215,33 @@ class DatasetSpec:
         return out
 
 
+def _text(raw: dict[str, Any], key: str, default: str, source: Path | None, shown: str | None = None) -> str:
+    """A folder, suffix or format entry of the YAML: text, or an error naming the key (a number
+    or a list there would otherwise fail deep inside, as a traceback)."""
+    value = raw.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, PurePath):  # from code rather than a YAML file
+        value = str(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"'{shown or key}: {value}' must be text (a folder, suffix or name).", path=source,
+                          fix=f"quote it or write the folder name, e.g. '{shown or key}: \"{value}\"'")
+    return value
+
+
+def _class_id(key: Any, what: str, source: Path | None) -> int:
+    try:
+        if isinstance(key, bool) or isinstance(key, float):
+            raise ValueError
+        return int(key)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} key {key!r} is not a class id.", path=source,
+                          fix=f"number the entries under '{what}:' with class ids 0, 1, 2, ...") from None
+
+
 def _parse_names(names: Any, source: Path | None) -> list[str]:
     if isinstance(names, dict):
-        keys = sorted(int(k) for k in names)
+        keys = sorted(_class_id(k, "names", source) for k in names)
         if keys != list(range(len(keys))):
             raise ConfigError(f"Class ids must be 0..N-1 without gaps, got {keys}.", path=source,
                               fix="number the classes under 'names:' from 0 without gaps")
@@ -224,11 +255,15 @@ def _parse_names(names: Any, source: Path | None) -> list[str]:
 def _parse_colors(colors: Any, n: int, source: Path | None) -> list[tuple[int, int, int]]:
     if colors is None:
         return []
-    items = [colors[k] if k in colors else colors[str(k)] for k in sorted(colors, key=int)] \
+    if not isinstance(colors, (dict, list)):
+        raise ConfigError(f"'colors: {colors}' is not a list or mapping of [r, g, b].", path=source,
+                          fix="write 'colors: {0: [0, 0, 0], 1: [255, 0, 0]}' or remove it")
+    items = [colors[k] for k in sorted(colors, key=lambda k: _class_id(k, "colors", source))] \
         if isinstance(colors, dict) else list(colors)
     out = []
     for c in items:
-        if not (isinstance(c, (list, tuple)) and len(c) == 3 and all(0 <= int(v) <= 255 for v in c)):
+        if not (isinstance(c, (list, tuple)) and len(c) == 3
+                and all(isinstance(v, Integral) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)):
             raise ConfigError(f"Colour {c!r} is not [r, g, b] with values 0..255.", path=source,
                               fix="write each colour as [r, g, b]")
         out.append(tuple(int(v) for v in c))

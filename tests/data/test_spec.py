@@ -42,6 +42,18 @@ def test_missing_description_names_the_file(tmp_path: Path):
     ({"names": ["a"]}, "no split"),
     ({"train": "t", "names": {0: "a", 2: "b"}}, "without gaps"),
     ({"train": "t", "names": ["a", "b"], "colors": [[1, 2, 3]]}, "1 colours for 2 classes"),
+    # a value of the wrong type: named with its key, not a traceback from deep inside
+    ({"train": "t", "names": ["a", "b"], "ignore_index": "eleven"}, "'ignore_index: eleven' is not a whole number"),
+    ({"train": "t", "names": ["a", "b"], "ignore_index": None}, "'ignore_index: None' is not a whole number"),
+    ({"train": "t", "names": {"zero": "a", 1: "b"}}, "names key 'zero' is not a class id"),
+    ({"train": "t", "names": ["a", "b"], "colors": [[1, 2, 3], [128, 128, "grey"]]}, "is not \\[r, g, b\\]"),
+    ({"train": "t", "names": ["a", "b"], "colors": {"x": [1, 2, 3], 1: [4, 5, 6]}}, "colors key 'x'"),
+    ({"train": "t", "names": ["a", "b"], "colors": "red"}, "'colors: red' is not a list"),
+    ({"train": "t", "names": ["a", "b"], "path": 5}, "'path: 5' must be text"),
+    ({"train": "t", "names": ["a", "b"], "images": 5}, "'images: 5' must be text"),
+    ({"train": "t", "names": ["a", "b"], "label_suffix": 5}, "'label_suffix: 5' must be text"),
+    ({"train": {"images": 3, "labels": "l"}, "names": ["a", "b"]}, "'train: images: 3' must be text"),
+    ({"train": "t", "names": ["a", "b"], "format": ["masks"]}, "'format: \\['masks'\\]' must be text"),
 ])
 def test_bad_descriptions_are_explained(tmp_path: Path, raw, match):
     (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
