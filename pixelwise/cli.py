@@ -78,13 +78,8 @@ def cmd_train(a: argparse.Namespace) -> int:
             model["pretrained"] = None
         if a.freeze is not None:
             model["freeze_stages"] = a.freeze
-        aug = {}
-        if a.crop:
-            aug["crop"] = a.crop
-        if a.scale:
-            aug["scale_range"] = a.scale
-        if a.base_scale:
-            aug["base_scale"] = a.base_scale
+        aug = {k: v for k, v in {"crop": a.crop, "scale_range": a.scale, "base_scale": a.base_scale}.items()
+               if v is not None}  # a 0 given is refused by the config's checks, not dropped
         res = train(a.data, config=cfg, progress=not a.quiet, model=model, augment=aug, **over)
     print(f"run folder: {res.run_dir}\nbest: {res.best} (val mIoU {max(res.best_miou, 0) * 100:.2f})\n"
           f"last: {res.last}")

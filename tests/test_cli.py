@@ -56,8 +56,8 @@ def test_corrupt_image_met_in_a_loader_worker_is_one_line(tmp_path: Path):
     proc = run("train", str(data), "--workers", "1", "--batch", "2", "--crop", "64,96", "--max-iters", "4",
                "--pretrained", "none", "--project", str(tmp_path / "runs"), "--quiet")
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("pixelwise: warning:")]
+    assert len(lines) == 1, proc.stderr  # (a tiny dataset's absent classes are warned about, one line each)
     assert bad.name in lines[0] and "Traceback" not in lines[0] and "Fix:" in lines[0]
 
 

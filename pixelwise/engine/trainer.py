@@ -166,12 +166,12 @@ def train(data: str | Path | None = None, resume: str | Path | bool | None = Non
         if data is not None:
             cfg.data = str(data)
         for key, value in overrides.items():
-            if key == "model" and isinstance(value, dict):
+            if key in ("model", "augment") and isinstance(value, dict):
+                sub = getattr(cfg, key)
                 for k, v in value.items():
-                    setattr(cfg.model, k, v)
-            elif key == "augment" and isinstance(value, dict):
-                for k, v in value.items():
-                    setattr(cfg.augment, k, tuple(v) if isinstance(v, list) else v)
+                    if not hasattr(sub, k):
+                        raise ConfigError(f"Unknown {key} option '{k}'.", fix="see 'pixelwise train --help'")
+                    setattr(sub, k, tuple(v) if isinstance(v, list) else v)
             elif hasattr(cfg, key):
                 setattr(cfg, key, value)
             else:
@@ -184,7 +184,7 @@ def train(data: str | Path | None = None, resume: str | Path | bool | None = Non
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: Path, ckpt: dict | None, progress: bool = True):
-        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.cfg, self.run_dir, self.progress = cfg.validate(), Path(run_dir), progress
         self.resume_ckpt = ckpt
         self.threads = set_threads(cfg.threads)
         seed_everything(cfg.seed)

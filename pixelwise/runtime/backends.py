@@ -59,12 +59,17 @@ class OrtBackend:
                                     fix="re-export it with 'pixelwise export'") from None
         embedded = self.session.get_modelmeta().custom_metadata_map.get("pixelwise")
         self.meta = read_metadata(self.path, embedded)
-        self.input_name = self.session.get_inputs()[0].name
+        inputs = self.session.get_inputs()
         self.output_names = [o.name for o in self.session.get_outputs()]
+        check_interface(self.meta, self.path, [len(i.shape) for i in inputs], self.output_names)
+        self.input_name = inputs[0].name
         check_class_count(self.meta, self.path, {o.name: o.shape for o in self.session.get_outputs()})
 
     def run(self, feed: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
-        return self.session.run(outputs, {self.input_name: feed})
+        try:
+            return self.session.run(outputs, {self.input_name: feed})
+        except Exception as exc:  # ORT's own types: a graph built for other sizes than the metadata says
+            raise _cannot_run(self.path, feed, exc) from None
 
 
 class OpenVinoBackend:
@@ -112,6 +117,10 @@ class OpenVinoBackend:
         # An InferRequest is not thread-safe, and the server predicts in a pool of threads: one each.
         self._local = threading.local()
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        check_interface(self.meta, self.path, [i.get_partial_shape().rank.get_length()
+                                               if i.get_partial_shape().rank.is_static else -1
+                                               for i in self.compiled.inputs],
+                        [n for o in self.compiled.outputs for n in sorted(o.get_names())])  # a tensor has several
         check_class_count(self.meta, self.path, {o.get_any_name(): [d.get_length() if d.is_static else None
                                                                     for d in o.get_partial_shape()]
                                                  for o in self.compiled.outputs})
@@ -124,7 +133,10 @@ class OpenVinoBackend:
         return request
 
     def run(self, feed: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
-        res = self.request.infer({0: feed})
+        try:
+            res = self.request.infer({0: feed})
+        except RuntimeError as exc:
+            raise _cannot_run(self.path, feed, exc) from None
         if outputs is None:
             return [np.asarray(res[o]) for o in self.compiled.outputs]
         return [np.asarray(res[self.compiled.output(name)]) for name in outputs]
@@ -159,6 +171,34 @@ def _onnx_metadata_props(path: Path) -> str | None:
     except Exception:  # OpenVINO read it; a protobuf quirk here only loses this fallback
         return None
     return {p.key: p.value for p in model.metadata_props}.get("pixelwise")
+
+
+def check_interface(meta: ExportMetadata, path: Path, input_ranks: list[int], outputs: list[str]) -> None:
+    """The graph must take what its record says (one image: HxWx3 for a pipeline export, NxCxHxW
+    otherwise) and give the outputs the predictor fetches by name: a record copied beside another
+    network would otherwise fail at the first image, with ONNX Runtime's or OpenVINO's words."""
+    rank = 3 if meta.graph == "pipeline" else 4
+    needed = ["labels", "probabilities"] if meta.graph == "pipeline" else ["logits"]
+    problem = None
+    if len(input_ranks) != 1:
+        problem = f"takes {len(input_ranks)} inputs where a pixelwise export takes one image"
+    elif input_ranks[0] not in (rank, -1):
+        problem = (f"takes a rank-{input_ranks[0]} input where its record ({meta.graph} graph) "
+                   f"needs {'HxWx3' if rank == 3 else 'NxCxHxW'}")
+    elif not any(n in outputs for n in needed):
+        problem = (f"has no output named {' or '.join(repr(n) for n in needed)} (it has: "
+                   f"{', '.join(outputs) or 'none'})")
+    if problem:
+        raise RuntimeModelError(f"{path} {problem}: it is not the graph its metadata record describes.",
+                                path=path, fix="pass a model written by 'pixelwise export'; remove a .json "
+                                "copied beside another network")
+
+
+def _cannot_run(path: Path, feed: np.ndarray, exc: Exception) -> RuntimeModelError:
+    return RuntimeModelError(f"{path} cannot run on a {'x'.join(map(str, feed.shape))} {feed.dtype} input "
+                             f"({type(exc).__name__}: {first_line(exc)}).", path=path,
+                             fix="re-export with 'pixelwise export' (its graphs take any image size); "
+                                 "a graph reshaped to fixed sizes takes only those")
 
 
 def check_class_count(meta: ExportMetadata, path: Path, shapes: dict[str, Any]) -> None:

@@ -121,3 +121,31 @@ def test_cli_resume_with_nothing_prints_one_line(tmp_path: Path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Nothing to resume" in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--batch", "0"], "batch_size (--batch) = 0"),
+    (["--lr", "-1"], "lr = -1.0"),
+    (["--crop", "0,0"], "crop = (0, 0)"),
+    (["--epochs", "0"], "epochs = 0"),
+    (["--time", "0"], "time_budget (--time) = 0.0"),
+    (["--max-iters", "0"], "max_iters = 0"),
+    (["--val-interval", "0"], "val_interval = 0"),
+    (["--workers", "-2"], "workers = -2"),
+    (["--freeze", "-1"], "freeze_stages (--freeze) = -1"),
+    (["--base-scale", "0"], "base_scale = 0.0"),
+    (["--scale", "2,1"], "scale_range (--scale) = (2.0, 1.0)"),
+    (["--config", "CONFIG_TEXT"], "must be a mapping of options"),
+    (["--config", "CONFIG_UNKNOWN"], "Unknown augment option(s): zoom"),
+])
+def test_train_options_that_cannot_work_are_refused_before_any_work(tiny_dataset: Path, tmp_path: Path, capsys,
+                                                                    args, says):
+    from pixelwise.cli import main
+
+    (tmp_path / "a.txt").write_text("just a sentence, not options")
+    (tmp_path / "u.yaml").write_text("augment:\n  zoom: 2\n")
+    args = [{"CONFIG_TEXT": str(tmp_path / "a.txt"), "CONFIG_UNKNOWN": str(tmp_path / "u.yaml")}.get(a, a) for a in args]
+    code = main(["train", str(tiny_dataset), "--project", str(tmp_path / "runs"), "--quiet", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists()

@@ -693,6 +693,47 @@ def test_damaged_or_mismatched_metadata_is_refused_in_one_line(onnx_model, tmp_p
         RuntimeSegmenter.load(other, backend="openvino")
 
 
+def test_another_network_beside_a_copied_record_is_refused_at_load(onnx_model, tmp_path):
+    """Someone else's ONNX with a pixelwise .json copied beside it: its input/output names and
+    ranks are not the record's, which ONNX Runtime said only at the first image (a traceback in
+    predict and val, a 500 from the server); now the load refuses it, in both backends."""
+    import torch
+
+    sidecar = onnx_model.with_name(onnx_model.name + ".json").read_text()
+
+    class Conv(torch.nn.Module):
+        def __init__(self, inputs: int = 1):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 11, 1)
+
+        def forward(self, *xs):
+            return self.conv(xs[0] + (xs[1] if len(xs) > 1 else 0))
+
+    x = torch.zeros(1, 3, 8, 8)
+    cases = {"names": ((x,), ["x"], ["y"], "has no output named 'logits' \\(it has: y\\)"),
+             "two": ((x, x), ["a", "b"], ["logits"], "takes 2 inputs"),
+             "rank": ((torch.zeros(1, 3, 8),), ["x"], ["logits"], "takes a rank-3 input")}
+    for name, (args, ins, outs, says) in cases.items():
+        path = tmp_path / f"{name}.onnx"
+        model = Conv() if name != "rank" else torch.nn.Conv1d(3, 11, 1)
+        torch.onnx.export(model, args, str(path), input_names=ins, output_names=outs, dynamo=False)
+        path.with_name(path.name + ".json").write_text(sidecar)
+        for backend in ("onnxruntime", "openvino"):
+            with pytest.raises(RuntimeModelError, match=rf"{name}\.onnx {says}.*not the graph its metadata"):
+                RuntimeSegmenter.load(path, backend=backend)
+    done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "predict", str(onnx_model), "--model",
+                           str(tmp_path / "names.onnx"), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "not the graph" in done.stderr, done.stderr
+    # a graph fixed to one size: refused at the first other size in one line, not ONNX Runtime's traceback
+    fixed = tmp_path / "fixed.onnx"
+    torch.onnx.export(Conv(), (torch.zeros(1, 3, 64, 64),), str(fixed), input_names=["input"],
+                      output_names=["logits"], dynamo=False)
+    fixed.with_name(fixed.name + ".json").write_text(sidecar)
+    seg = RuntimeSegmenter.load(fixed)
+    with pytest.raises(RuntimeModelError, match=r"fixed\.onnx cannot run on a 1x3x96x128 float32 input.*Fix: "):
+        seg.predict(np.zeros((96, 128, 3), np.uint8))
+
+
 def test_damaged_openvino_and_onnx_files_are_refused_with_the_fix(tiny_run, onnx_model, tmp_path):
     """A .xml without its .bin, a cut .bin or .xml, a cut .onnx read by OpenVINO: each one is a
     RuntimeModelError naming the file and the fix (the CLI's one line), not OpenVINO's traceback."""
