@@ -15,6 +15,18 @@ _CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
 _PASS_A_MODEL = "pass a .pt checkpoint written by 'pixelwise train', or an .onnx / OpenVINO .xml export"
 
 
+def is_torchscript_archive(path: Path) -> bool:
+    """A TorchScript file saved as .pt: a zip whose archive holds compiled ``code/`` (torch.save's
+    never does). torch.load would hand it to torch.jit.load, with two warnings, before the error."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any("/code/" in f"/{n}" for n in z.namelist()[:4096])
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
 def check_checkpoint_file(path: str | Path) -> Path:
     """Refuse, in one line, a path that cannot be a pixelwise checkpoint; return it as a Path."""
     path = Path(path)
@@ -25,7 +37,7 @@ def check_checkpoint_file(path: str | Path) -> Path:
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a model file.", path=path,
                               fix=f"{_PASS_A_MODEL} (e.g. {path / 'best.pt'})")
-    if suffix in (".torchscript", ".ts", ".engine"):
+    if suffix in (".torchscript", ".ts", ".engine") or is_torchscript_archive(path):
         raise CheckpointError(f"{path} is a {'TensorRT engine' if suffix == '.engine' else 'TorchScript export'}"
                               ", which pixelwise runs nowhere (it is for your own C++/Python code).", path=path,
                               fix="pass the .pt it was exported from, or an .onnx / OpenVINO .xml export "

@@ -12,8 +12,12 @@ def cmd_export(a: argparse.Namespace) -> int:
     if a.outputs is not None and not a.pipeline:  # a logits graph has one output: the option would be ignored
         raise ExportError(f"--outputs {a.outputs} only applies to --pipeline exports.",
                           fix="add --pipeline or drop --outputs")
+    if a.calib_images is not None and not a.int8:
+        raise ExportError(f"--calib-images {a.calib_images} only applies to --int8 exports.",
+                          fix="add --int8 or drop --calib-images")
     outputs = a.outputs or "labels,probabilities"
-    res = export(a.model, a.format, a.out, fp16=a.fp16, int8=a.int8, calib=a.calib, calib_images=a.calib_images,
+    res = export(a.model, a.format, a.out, fp16=a.fp16, int8=a.int8, calib=a.calib,
+                 calib_images=32 if a.calib_images is None else a.calib_images,
                  pipeline=a.pipeline, imgsz=a.imgsz,
                  outputs=tuple(o.strip() for o in outputs.split(",") if o.strip()), images=a.images,
                  opset=a.opset, check=not a.no_verify,
@@ -37,7 +41,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--int8", action="store_true",
                    help="int8 post-training quantization (onnx/openvino): about 1.5x faster on CPU")
     e.add_argument("--calib", help="with --int8: calibration images (default: the training split)")
-    e.add_argument("--calib-images", type=int, default=32, help="with --int8: how many (default 32)")
+    e.add_argument("--calib-images", type=int, help="with --int8: how many (default 32)")
     e.add_argument("--pipeline", action="store_true",
                    help="embed pre/post-processing: uint8 HxWx3 image in, labels/probabilities out")
     e.add_argument("--imgsz", type=size_arg, help="with --pipeline: resize to H,W inside the graph")

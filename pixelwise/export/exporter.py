@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import shutil
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +26,9 @@ FORMATS = ("onnx", "openvino", "torchscript")
 # Pixel-label agreement an export must reach against PyTorch. int8 rounds every activation, so
 # labels flip on class boundaries (about 4% of CamVid pixels for a -0.3 mIoU change, see
 # BENCHMARKS.md); its bar is lower and `pixelwise val --model` gives the accuracy that matters.
+# ONNX opsets the TorchScript exporter writes every pixelwise graph in (10 lacks index_put;
+# 11-21 exported and ran in ONNX Runtime, 2026-12-03).
+MIN_OPSET, MAX_OPSET = 11, 21
 MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.999, "int8": 0.95}
 
 
@@ -71,6 +76,21 @@ def output_path(out: str | Path | None, checkpoint: Path, fmt: str, pipeline: bo
                           fix=f"use --out {out.with_suffix(SUFFIXES[fmt][0])}"
                               + (f" (or --format {other} for a {out.suffix} file)" if other else ""))
     return out
+
+
+@contextmanager
+def _native_stdout_muted() -> Iterator[None]:
+    """Send what C++ code writes to file descriptor 1 (torch.onnx's 'Torch IR graph at exception')
+    to nowhere while the block runs; Python's own prints are left alone."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _check_options(seg, imgsz: Sequence[int] | None, calib_images: int, min_agreement: float) -> None:
@@ -177,9 +197,10 @@ def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic
         # The TorchScript-based exporter: seconds instead of tens of seconds, and it keeps the shape
         # arithmetic of the stride padding symbolic. It mutates the traced module, hence the copy.
         try:
-            torch.onnx.export(copy.deepcopy(graph), (dummy,), str(path), dynamo=False, opset_version=opset,
-                              input_names=[in_name], output_names=out_names, dynamic_axes=axes,
-                              do_constant_folding=True)
+            with _native_stdout_muted():  # on failure the tracer prints its whole IR graph (hundreds of lines)
+                torch.onnx.export(copy.deepcopy(graph), (dummy,), str(path), dynamo=False, opset_version=opset,
+                                  input_names=[in_name], output_names=out_names, dynamic_axes=axes,
+                                  do_constant_folding=True)
         except Exception as exc:  # torch.onnx raises several types (opset too old or too new, ...)
             raise ExportError(f"torch.onnx cannot export this model with opset {opset} ({type(exc).__name__}: "
                               f"{first_line(exc)}).", fix="use the default --opset 17 (or a newer one); if that fails "
@@ -234,6 +255,12 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
         raise ExportError(f"Unknown pipeline outputs {outputs}.", fix="use labels, probabilities or both")
     if imgsz and not pipeline:
         raise ExportError("--imgsz only applies to --pipeline exports.", fix="add --pipeline or drop --imgsz")
+    if calib is not None and not int8:
+        raise ExportError("--calib only applies to --int8 exports (their calibration images).",
+                          fix="add --int8 or drop --calib")
+    if fmt != "torchscript" and not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"--opset {opset} is outside what this exporter writes for pixelwise's graphs "
+                          f"({MIN_OPSET}..{MAX_OPSET}).", fix="use the default --opset 17")
     seg = _load(model)
     _check_options(seg, imgsz, calib_images, min_agreement)
     src = Path(seg.checkpoint) if seg.checkpoint else Path("model.pt")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +138,13 @@ def test_every_format_exports_every_pipeline_output(tiny_run, tmp_path, fmt, out
     assert res.report.agreement >= 0.999
     assert res.report.compared == ("labels" if outputs == ("labels",) else "probabilities")
     if fmt == "torchscript":
+        if outputs == ("labels",):  # renamed .pt, it is still refused as what it is, in one line, no torch warnings
+            renamed = tmp_path / "model.pt"
+            res.path.rename(renamed)
+            done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "val", "--model", str(renamed)],
+                                  capture_output=True, text=True)
+            assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+            assert "is a TorchScript export, which pixelwise runs nowhere" in done.stderr
         return
     image = read_image(_val_images(tiny_run)[0])[3:, 5:]
     rt = RuntimeSegmenter.load(res.path)
@@ -230,12 +239,18 @@ def test_bad_options_are_refused_before_any_file_is_written(tiny_run, onnx_model
         "opset 5.*Fix: use the default --opset 17": dict(opset=5),
         "--min-agreement 150% is not a share": dict(min_agreement=1.5),
         "--calib-images 0": dict(int8=True, calib_images=0),
+        "opset 99 is outside": dict(opset=99),  # was traced, printing 369 lines of IR before the error
+        "--calib only applies to --int8": dict(calib="calib_images/"),  # was silently ignored
     }
     for message, options in refused.items():
         fmt, out = options.pop("fmt", "onnx"), tmp_path / options.pop("out", "m.onnx")
         with pytest.raises(ExportError, match=message):
             export(tiny_run.best, fmt, out, verify_images=1, **options)
     assert list(tmp_path.iterdir()) == []  # no file, no staging folder left behind
+    done = subprocess.run([sys.executable, "-m", "pixelwise.cli", "export", str(tiny_run.best), "--calib-images", "8",
+                           "--out", str(tmp_path / "m.onnx")], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+    assert "--calib-images 8 only applies to --int8" in done.stderr and list(tmp_path.iterdir()) == []
     with pytest.raises(CheckpointError, match="is an exported model, not a training checkpoint"):
         export(onnx_model, "onnx")
 
