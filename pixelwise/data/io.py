@@ -325,8 +325,9 @@ def read_label(path: str | Path) -> np.ndarray:
             raise LabelError(
                 f"Label {path} is an RGB colour image ({mode}); a single-channel map of class ids "
                 "is expected.", path=path,
-                fix="save labels as 8-bit grey or palette PNGs, or convert colour masks with "
-                    "'pixelwise data convert' and the dataset's colour table")
+                fix="save labels as 8-bit grey or palette PNGs, or convert colour masks once with "
+                    "'pixelwise data convert DATA --format colors --to masks --out NEW' (colours from the "
+                    "YAML's colors: table or a known one)")
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     if arr.dtype.kind == "f":

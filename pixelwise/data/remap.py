@@ -1,7 +1,7 @@
 """``pixelwise data remap``: merge, rename or drop classes, writing a new dataset folder.
 
 * ``merge=["Car,Truck=Vehicle"]``: the listed classes become one class, placed where the first
-  of them was.
+  of them was; a NEW that names an existing class joins it too (``Car,Truck=Sky``).
 * ``rename=["Sky=sky"]``: a new name, same pixels.
 * ``drop=["Pole"]``: pixels of the class become the ignore value (``drop_to="ignore"``) or join
   another class (``drop_to="Building"``).
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pixelwise.data.convert import prepare_output
+from pixelwise.data.convert import new_output_folder
 from pixelwise.data.formats.base import parallel_map
 from pixelwise.data.io import read_label, save_png
 from pixelwise.data.pairing import paired_samples
@@ -50,11 +50,24 @@ def build_mapping(spec: DatasetSpec, merge: list[str] = (), rename: list[str] = 
 
     target = list(range(len(names)))  # old class -> representative old class (or -1 = drop)
     new_name = {i: n for i, n in enumerate(names)}
+    given: dict[int, str] = {}  # class -> the option that already changed it
+
+    def claim(k: int, option: str) -> None:
+        if k in given:
+            raise ConfigError(f"Class '{names[k]}' is changed twice ({given[k]} and {option}): which one "
+                              "wins would be a guess.", path=spec.source,
+                              fix="give each class in one --merge or --rename (merge then name the result)")
+        given[k] = option
+
     for m in merge:
         if "=" not in m:
             raise ConfigError(f"Merge '{m}' is not 'A,B=NEW'.", fix="write e.g. --merge Car,Truck=Vehicle")
         left, new = m.split("=", 1)
         members = [idx(x) for x in left.split(",") if x.strip()]
+        if new.strip() in names and names.index(new.strip()) not in members:
+            members.append(names.index(new.strip()))  # '--merge car,truck=sky' with a class sky: joins it
+        for k in members:
+            claim(k, f"--merge {m}")
         first = min(members)
         for k in members:
             target[k] = first
@@ -63,6 +76,7 @@ def build_mapping(spec: DatasetSpec, merge: list[str] = (), rename: list[str] = 
         if "=" not in r:
             raise ConfigError(f"Rename '{r}' is not 'OLD=NEW'.", fix="write e.g. --rename Sky=sky")
         old, new = r.split("=", 1)
+        claim(idx(old), f"--rename {r}")
         new_name[target[idx(old)]] = new.strip()
     to_class = None if drop_to == "ignore" else idx(drop_to)
     for d in drop:
@@ -73,6 +87,12 @@ def build_mapping(spec: DatasetSpec, merge: list[str] = (), rename: list[str] = 
     if to_class is not None and target[to_class] == -1:
         raise ConfigError(f"--drop-to class '{drop_to}' is itself dropped.", fix="choose a kept class")
     kept = sorted({t for t in target if t >= 0})
+    seen_names = [new_name[k] for k in kept]
+    twice = sorted({n for n in seen_names if seen_names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"The remapped dataset would name two classes {', '.join(repr(n) for n in twice)}.",
+                          path=spec.source, fix="rename to a name not in use, or merge the classes "
+                          f"(--merge A,B={twice[0]})")
     new_id = {old: i for i, old in enumerate(kept)}
     ignore = spec.ignore_index if spec.ignore_index >= len(kept) else 255
     lut = np.arange(65536, dtype=np.int64)
@@ -104,17 +124,17 @@ def remap_dataset(data: str | Path, out: str | Path, merge: list[str] = (), rena
                   drop: list[str] = (), drop_to: str = "ignore", workers: int | None = None) -> Path:
     spec = DatasetSpec.load(data)
     mapping = build_mapping(spec, merge, rename, drop, drop_to)
-    out = prepare_output(Path(out), spec.root)
-    jobs = []
-    for name, split in spec.splits.items():
-        (out / name / "images").mkdir(parents=True, exist_ok=True)
-        (out / name / "labels").mkdir(parents=True, exist_ok=True)
-        jobs += [(name, s.stem, s.image, s.label) for s in paired_samples(split)]
-    list(parallel_map(_write, _Job(mapping, out), jobs, workers))
-    desc = {"path": ".", **{n: n for n in spec.splits}, "images": "images", "labels": "labels",
-            "ignore_index": mapping.ignore_index, "names": {i: n for i, n in enumerate(mapping.names)},
-            "colors": {i: list(c) for i, c in enumerate(mapping.colors)}}
-    (out / "dataset.yaml").write_text(yaml.safe_dump(desc, sort_keys=False))
-    (out / "REMAP.md").write_text(f"# Remapped by pixelwise\n\n- Source: {spec.source}\n- merge: {list(merge)}\n"
-                                  f"- rename: {list(rename)}\n- drop: {list(drop)} -> {drop_to}\n")
-    return out / "dataset.yaml"
+    with new_output_folder(Path(out), spec.root) as out:
+        jobs = []
+        for name, split in spec.splits.items():
+            (out / name / "images").mkdir(parents=True, exist_ok=True)
+            (out / name / "labels").mkdir(parents=True, exist_ok=True)
+            jobs += [(name, s.stem, s.image, s.label) for s in paired_samples(split)]
+        list(parallel_map(_write, _Job(mapping, out), jobs, workers))
+        desc = {"path": ".", **{n: n for n in spec.splits}, "images": "images", "labels": "labels",
+                "ignore_index": mapping.ignore_index, "names": {i: n for i, n in enumerate(mapping.names)},
+                "colors": {i: list(c) for i, c in enumerate(mapping.colors)}}
+        (out / "dataset.yaml").write_text(yaml.safe_dump(desc, sort_keys=False))
+        (out / "REMAP.md").write_text(f"# Remapped by pixelwise\n\n- Source: {spec.source}\n- merge: {list(merge)}\n"
+                                      f"- rename: {list(rename)}\n- drop: {list(drop)} -> {drop_to}\n")
+        return out / "dataset.yaml"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pixelwise.data.convert import prepare_output
+from pixelwise.data.convert import new_output_folder
 from pixelwise.data.formats.base import parallel_map
 from pixelwise.data.io import read_label
 from pixelwise.data.pairing import Sample, paired_samples
@@ -101,24 +101,24 @@ def split_dataset(data: str | Path, out: str | Path, fractions: list[float] | tu
     if stratify:
         presence = np.stack(list(parallel_map(_presence, spec.num_classes, samples, workers)))
     which = assign(presence, list(fractions), seed, len(samples))
-    out = prepare_output(Path(out), spec.root)
-    names = SPLIT_NAMES[: len(fractions)]
-    for s, k, stem in zip(samples, which, stems):
-        d = out / names[k]
-        (d / "images").mkdir(parents=True, exist_ok=True)
-        (d / "labels").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(s.image, d / "images" / f"{stem}{s.image.suffix}")
-        shutil.copyfile(s.label, d / "labels" / f"{stem}{s.label.suffix}")
-    desc = {"path": ".", **{n: n for n in names if (out / n).is_dir()}, "images": "images",
-            "labels": "labels", "ignore_index": spec.ignore_index,
-            "names": {i: n for i, n in enumerate(spec.names)},
-            "colors": {i: list(c) for i, c in enumerate(spec.colors)}}
-    (out / "dataset.yaml").write_text(yaml.safe_dump(desc, sort_keys=False))
-    renamed = [f"- {s.image} -> {names[k]}/images/{stem}{s.image.suffix}"
-               for s, k, stem in zip(samples, which, stems) if stem != s.stem]
-    (out / "SPLIT.md").write_text(f"# Split by pixelwise\n\n- Source: {spec.source}\n- Fractions: "
-                                  f"{list(fractions)}; seed {seed}; stratified: {stratify}\n"
-                                  f"- Images: {len(samples)}\n"
-                                  + ("\nRenamed (their name is also used in another source split):\n\n"
-                                     + "\n".join(renamed) + "\n" if renamed else ""))
-    return out / "dataset.yaml"
+    with new_output_folder(Path(out), spec.root) as out:
+        names = SPLIT_NAMES[: len(fractions)]
+        for s, k, stem in zip(samples, which, stems):
+            d = out / names[k]
+            (d / "images").mkdir(parents=True, exist_ok=True)
+            (d / "labels").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(s.image, d / "images" / f"{stem}{s.image.suffix}")
+            shutil.copyfile(s.label, d / "labels" / f"{stem}{s.label.suffix}")
+        desc = {"path": ".", **{n: n for n in names if (out / n).is_dir()}, "images": "images",
+                "labels": "labels", "ignore_index": spec.ignore_index,
+                "names": {i: n for i, n in enumerate(spec.names)},
+                "colors": {i: list(c) for i, c in enumerate(spec.colors)}}
+        (out / "dataset.yaml").write_text(yaml.safe_dump(desc, sort_keys=False))
+        renamed = [f"- {s.image} -> {names[k]}/images/{stem}{s.image.suffix}"
+                   for s, k, stem in zip(samples, which, stems) if stem != s.stem]
+        (out / "SPLIT.md").write_text(f"# Split by pixelwise\n\n- Source: {spec.source}\n- Fractions: "
+                                      f"{list(fractions)}; seed {seed}; stratified: {stratify}\n"
+                                      f"- Images: {len(samples)}\n"
+                                      + ("\nRenamed (their name is also used in another source split):\n\n"
+                                         + "\n".join(renamed) + "\n" if renamed else ""))
+        return out / "dataset.yaml"

@@ -81,6 +81,21 @@ def test_remap_merge_rename_drop(tmp_path):
     assert (new[old == 2] == 1).all() and (new[old == 3] == 2).all()
     with pytest.raises(ConfigError, match="Unknown class 'Boat'"):
         remap_dataset(y, tmp_path / "r3", drop=["Boat"])
+    # a merge into an existing class's name joins it (was: two classes named 'Road')
+    out4 = remap_dataset(y, tmp_path / "r4", merge=["Pavement,Car=Road"], workers=0)
+    spec4 = DatasetSpec.load(out4)
+    assert spec4.names.count("Road") == 1 and "Pavement" not in spec4.names and "Car" not in spec4.names
+    new = read_label(out4.parent / "train" / "labels" / lab.name)
+    road = spec4.names.index("Road")
+    assert (new[(old == 3) | (old == 4) | (old == 8)] == road).all()
+    refused = {"would name two classes 'Building'": dict(rename=["Sky=Building"]),
+               "changed twice \\(--merge Car=Vehicle and --rename Car=Auto\\)": dict(merge=["Car=Vehicle"],
+                                                                                  rename=["Car=Auto"]),
+               "changed twice": dict(merge=["Car,Tree=A", "Car,Fence=B"])}
+    for says, options in refused.items():  # was: silently written (duplicate names, a merge dropped)
+        with pytest.raises(ConfigError, match=says):
+            remap_dataset(y, tmp_path / "r5", workers=0, **options)
+        assert not (tmp_path / "r5").exists()
 
 
 def test_split_keeps_every_image_when_source_splits_reuse_names(tmp_path):

@@ -114,7 +114,7 @@ def detect_format(path: str | Path) -> str:
             return str(fmt)
         if isinstance(raw, dict) and "labels" not in raw and not _spec_has_label_dirs(p):
             return "yolo"
-        return "binary" if _holds_binary_255_masks(p) else "masks"
+        return _mask_kind(p)
     if p.is_dir():
         if (p / "dataset.yaml").exists():
             return detect_format(p / "dataset.yaml")
@@ -125,10 +125,10 @@ def detect_format(path: str | Path) -> str:
 
         if find_voc_root(p):
             return "voc"
+        if (p / "annotations").is_dir() and any((p / "annotations").glob("instances_*.json")):
+            return "coco"  # before ADE20K's test: COCO folders also pair annotations/ with images/
         if find_sceneparse_root(p):
             return "ade20k"
-        if (p / "annotations").is_dir() and any((p / "annotations").glob("instances_*.json")):
-            return "coco"
         if any(p.glob("*.json")) or any(p.glob("*/*.json")):
             return "labelme"
         if next(p.rglob("*_seg.png"), None) is not None:
@@ -140,29 +140,32 @@ def detect_format(path: str | Path) -> str:
                        fix=f"pass --format (one of: {', '.join(FORMATS)})")
 
 
-def _holds_binary_255_masks(p: Path, peek: int = 8) -> bool:
-    """A two-class mask folder whose first labels hold only 0 and 255 (the usual medical and
-    binary layout): read as masks, 255 would be the ignore value and the foreground lost. The
-    one detection that looks at pixels, and only at a few labels of two-class datasets."""
+def _mask_kind(p: Path, peek: int = 8) -> str:
+    """What a label-folder YAML without ``format:`` holds, from its first labels' pixels (the one
+    detection that looks at pixels): ``colors`` for RGB colour masks, ``binary`` for a two-class
+    folder whose labels hold only 0 and 255 (the usual medical layout: read as masks, 255 would
+    be the ignore value and the foreground lost), else ``masks``."""
     try:
-        from pixelwise.data.io import read_label
+        from PIL import Image
+
         from pixelwise.data.pairing import pair_split
         from pixelwise.data.spec import DatasetSpec
 
         spec = DatasetSpec.load(p)
-        if spec.num_classes != 2 or spec.ignore_index != 255:
-            return False
         seen: set[int] = set()
         for name in spec.splits:
             for sample in pair_split(spec.split(name)).samples[:peek]:
-                seen |= set(np.unique(read_label(sample.label)).tolist())
-                if not seen <= {0, 255}:
-                    return False
-            if 255 in seen:
-                return True
+                with Image.open(sample.label) as im:
+                    arr = np.asarray(im)
+                if arr.ndim == 3:
+                    rgb = arr[..., :3]
+                    grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all()
+                    return "masks" if grey else "colors"  # equal channels: a grey map saved as RGB
+                seen |= set(np.unique(arr).tolist())
+        binary = spec.num_classes == 2 and spec.ignore_index == 255 and 255 in seen and seen <= {0, 255}
+        return "binary" if binary else "masks"
     except Exception:  # noqa: BLE001 - an unreadable dataset is the masks reader's to report
-        return False
-    return False
+        return "masks"
 
 
 def _spec_has_label_dirs(p: Path) -> bool:

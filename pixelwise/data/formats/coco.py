@@ -130,7 +130,7 @@ class COCOReader(Reader):
             path = img_dir / fn
             if not path.exists():
                 raise DatasetError(f"{jpath}: image id {iid} references {path}, which is missing.",
-                                   path=jpath, fix="pass the image folder (--images) or restore the file")
+                                   path=jpath, fix="pass the image folder (--opt images=DIR) or restore the file")
             images[iid] = im
             self.sizes[(split, iid)] = (h, w)
             self.anns[(split, iid)] = []

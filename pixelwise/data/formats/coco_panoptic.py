@@ -57,7 +57,7 @@ class COCOPanopticReader(Reader):
             for p in (png, img):
                 if not p.exists():
                     raise DatasetError(f"{jp}: image id {iid} references {p}, which is missing.",
-                                       path=jp, fix="restore the file or pass --images/--masks")
+                                       path=jp, fix="restore the file or pass its folder (--opt images=DIR / --opt masks=DIR)")
             segs = []
             for s in a.get("segments_info", []):
                 if int(s["category_id"]) not in cat_to_cls:

@@ -211,3 +211,16 @@ def test_convert_warns_when_a_coco_size_is_not_the_displayed_image_size(tmp_path
     assert len(messages) == 1 and "phone.jpg" in messages[0] and "40x20" in messages[0] \
         and "EXIF orientation" in messages[0], messages
     assert (out.parent / "train" / "labels" / "phone.png").exists()
+
+
+def test_a_coco_folder_with_images_beside_annotations_is_detected_as_coco(tmp_path):
+    """annotations/instances_train.json + images/: the ADE20K test (annotations/ + images/) ran
+    first and claimed it, and the conversion then found no labelled image."""
+    from pixelwise.data.formats import detect_format
+
+    path, _ = _coco(tmp_path / "coco")
+    (tmp_path / "coco" / "train").rename(tmp_path / "coco" / "images")
+    assert detect_format(tmp_path / "coco") == "coco"
+    y = convert(tmp_path / "coco", tmp_path / "masks", workers=0)
+    first = sorted((DatasetSpec.load(y).root / "train" / "labels").glob("*.png"))[0]
+    assert np.array_equal(read_label(first), _expected(path, 1))

@@ -13,7 +13,7 @@ from pixelwise.data.formats import detect_format, open_source
 from pixelwise.data.formats.colors import CAMVID11, CAMVID32, ColorTable
 from pixelwise.data.io import read_label
 from pixelwise.data.spec import DatasetSpec, default_palette
-from pixelwise.errors import LabelError
+from pixelwise.errors import LabelError, PixelwiseError
 from tests.data.formats.helpers import camvid_pairs, save, tree_bytes
 
 
@@ -139,3 +139,25 @@ def test_unknown_colours_are_listed_with_counts(tmp_path):
     item = [it for it in r.items() if it.ref == lab][0]
     with pytest.raises(LabelError, match=r"\(1, 2, 3\) x5.*\(250, 0, 250\) x2"):
         r.label(item)
+
+
+def test_colour_masks_without_format_key_are_detected_and_a_failed_convert_leaves_nothing(tmp_path):
+    """A YAML with 'colors:' and RGB label PNGs, no 'format:': convert read it as class-id masks,
+    failed, and left a half-written folder that refused the retry ('not empty')."""
+    truth = _colour_dataset(tmp_path / "c", CAMVID11, with_colors=True)
+    y = tmp_path / "c" / "dataset.yaml"
+    desc = yaml.safe_load(y.read_text())
+    del desc["format"]
+    y.write_text(yaml.safe_dump(desc))
+    assert detect_format(y) == "colors"
+    with pytest.raises(PixelwiseError, match="--format colors --to masks"):  # what masks training says
+        convert(y, tmp_path / "half", format="masks", workers=0)
+    assert not (tmp_path / "half").exists()  # removed on failure: the retry below is not refused
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PixelwiseError):
+        convert(y, tmp_path / "empty", format="masks", workers=0)
+    assert (tmp_path / "empty").is_dir() and not list((tmp_path / "empty").iterdir())  # kept, emptied
+    out = convert(y, tmp_path / "empty", workers=0)
+    for s, lab in truth.items():
+        got = read_label(out.parent / "train" / "labels" / f"{s}.png")
+        assert np.array_equal(got[lab != 11], lab[lab != 11])
