@@ -219,7 +219,10 @@ def convert(source: str | Path | Reader, out: str | Path, to: str = "masks", for
             target = out / "data.yaml"
             target.write_text(yaml.safe_dump(desc, sort_keys=False))
         lost = {"masks": "nothing (lossless)", "coco": "instance identities (one annotation per class)",
-                "yolo": "holes, regions under 3 px, ignore pixels, exact boundaries (+-1 px)"}[to]
+                "yolo": "holes, regions under 3 px, ignore pixels, exact boundaries (+-1 px)"
+                    + ("" if names and names[0].lower() == "background" else
+                       "; YOLO has no background class, so reading it back adds class 0 'background' "
+                       "and every class id here moves up by one")}[to]
         (out / "SOURCE.md").write_text(
             f"# Converted by pixelwise\n\n- Source: {reader.root} (format: {reader.format})\n"
             f"- Target: {to}; lost in this target: {lost}\n- Images: {len(items)} in splits "

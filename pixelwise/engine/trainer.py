@@ -37,6 +37,7 @@ from pixelwise.engine.callbacks import ResultsLogger
 from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixelwise.engine.evaluator import evaluate, normalize_batch
 from pixelwise.engine.losses import SegmentationLoss, class_weights_from_counts
+from pixelwise.engine.run_lock import RunLock
 from pixelwise.engine.sampler import EpochSampler, SeededAugmentDataset
 from pixelwise.engine.schedule import lr_factor
 from pixelwise.errors import ConfigError, DatasetError, ResumeError
@@ -194,6 +195,15 @@ class Trainer:
         self.val_ds = SegmentationDataset(self.spec, "val") if "val" in self.spec.splits else None
         self.class_counts = self._train_class_counts()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = RunLock(self.run_dir).acquire()  # before anything in the folder is written
+        try:
+            self._setup(cfg, ckpt)
+        except BaseException:
+            self.lock.release()  # a failed start leaves the folder free for the next attempt
+            raise
+
+    def _setup(self, cfg: TrainConfig, ckpt: dict | None) -> None:
+        """Everything after the run folder is claimed: config, model, optimiser, loader, state."""
         cfg.save(self.run_dir / "config.yaml")
         counts_file = self.run_dir / "class_counts.json"
         if not counts_file.exists():
@@ -363,6 +373,12 @@ class Trainer:
             self.total_iters = min(self.total_iters, self.cfg.max_iters)
 
     def fit(self, stop_after: int | None = None) -> TrainResult:
+        try:
+            return self._fit(stop_after)
+        finally:
+            self.lock.release()
+
+    def _fit(self, stop_after: int | None = None) -> TrainResult:
         cfg = self.cfg
         per_epoch = self.sampler.batches_per_epoch()
         calibrate_at = self.iteration + 12 if (cfg.time_budget and self.iteration < 12) else None

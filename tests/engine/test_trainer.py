@@ -149,3 +149,26 @@ def test_train_options_that_cannot_work_are_refused_before_any_work(tiny_dataset
     err = capsys.readouterr().err
     assert code == 2 and says in err and err.count("\n") == 1 and "Traceback" not in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_folder_in_use_is_refused(tiny_dataset: Path, tmp_path: Path):
+    """--exist-ok into the folder of a run still training made both write last.pt, best.pt and
+    results.csv over each other; the folder's lock now refuses the second process in one line."""
+    from pixelwise.engine.run_lock import RunLock
+    from pixelwise.errors import ConfigError
+
+    (tmp_path / "k").mkdir()
+    held = RunLock(tmp_path / "k").acquire()  # as a run training there holds it
+    code = subprocess.run([sys.executable, "-m", "pixelwise.cli", "train", str(tiny_dataset), "--project",
+                           str(tmp_path), "--name", "k", "--exist-ok", "--max-iters", "1", "--crop", "64,96",
+                           "--pretrained", "none", "--quiet"], capture_output=True, text=True)
+    assert code.returncode == 2 and "is in use by a training process (pid" in code.stderr, code.stderr
+    assert not (tmp_path / "k" / "config.yaml").exists()
+    held.release()
+    res = train(tiny_dataset, project=str(tmp_path), name="k", exist_ok=True, max_iters=1, epochs=1, **TINY)
+    assert res.best.exists()
+    RunLock(tmp_path / "k").acquire().release()  # released when the run ended
+    first = RunLock(tmp_path / "k").acquire()
+    with pytest.raises(ConfigError, match="in use"):
+        RunLock(tmp_path / "k").acquire()
+    first.release()
