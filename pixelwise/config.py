@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from numbers import Integral, Real
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,9 @@ class TrainConfig:
                 raise ConfigError(f"'{what}:' must be a mapping of options.", path=source,
                                   fix=f"write '{what}:' followed by indented 'option: value' lines")
             _refuse_unknown(sub, kind, f"{what} option", source)
+        for key in ("time_budget", "max_iters", "val_max_images"):
+            if raw.get(key) == 0:  # 0 meant 'off' before these were checked (configs of earlier runs)
+                raw[key] = None
         model = ModelConfig(**model_raw)
         aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug_raw.items()}) \
             if aug_raw else cls().augment
@@ -90,11 +94,11 @@ class TrainConfig:
                 raise ConfigError(f"Training option {option} = {value!r}: it must be {rule}.",
                                   fix=f"set {option} to {rule} (see 'pixelwise train --help')")
 
-        def whole(v: Any) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
+        def whole(v: Any) -> bool:  # numpy integers too (a sweep over np.arange)
+            return isinstance(v, Integral) and not isinstance(v, bool)
 
         def number(v: Any) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
 
         a = self.augment
         need(whole(self.epochs) and self.epochs >= 1, "epochs", self.epochs, "a whole number >= 1")
@@ -130,8 +134,8 @@ class TrainConfig:
         need(len(rng) == 2 and all(number(v) and v > 0 for v in rng) and rng[0] <= rng[1], "scale_range (--scale)",
              a.scale_range, "two numbers lo,hi with 0 < lo <= hi")
         for name in ("hflip", "photometric"):
-            v = getattr(a, name)
-            need(number(v) and 0 <= v <= 1, name, v, "a probability in [0, 1]")
+            v = getattr(a, name)  # a boolean is a probability too (hflip: false)
+            need((number(v) or isinstance(v, bool)) and 0 <= v <= 1, name, v, "a probability in [0, 1]")
         return self
 
     def save(self, path: str | Path) -> None:

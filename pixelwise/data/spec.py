@@ -19,7 +19,7 @@ Two layouts are accepted for splits::
 from __future__ import annotations
 
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Sequence
@@ -174,11 +174,11 @@ class DatasetSpec:
         if not splits:
             raise ConfigError("The dataset YAML names no split.", path=source,
                               fix="add at least 'train: <folder>' (and 'val: <folder>')")
-        ignore = raw.get("ignore_index", 255)
-        if isinstance(ignore, bool) or not isinstance(ignore, Integral):
-            raise ConfigError(f"'ignore_index: {ignore}' is not a whole number.", path=source,
+        ignore = _whole_number(raw.get("ignore_index", 255))
+        if ignore is None:
+            raise ConfigError(f"'ignore_index: {raw.get('ignore_index')}' is not a whole number.", path=source,
                               fix="write the label value that marks unlabelled pixels, e.g. 'ignore_index: 255'")
-        return cls(root=root, names=names, splits=splits, colors=colors, ignore_index=int(ignore),
+        return cls(root=root, names=names, splits=splits, colors=colors, ignore_index=ignore,
                    format=_text(raw, "format", "masks", source), source=source)
 
     @classmethod
@@ -229,6 +229,19 @@ def _text(raw: dict[str, Any], key: str, default: str, source: Path | None, show
     return value
 
 
+def _whole_number(v: Any) -> int | None:
+    """An integer written as 255, 255.0, "255" or a numpy number; None for anything else."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, Integral):
+        return int(v)
+    if isinstance(v, Real) and float(v).is_integer():
+        return int(v)
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        return int(v.strip())
+    return None
+
+
 def _class_id(key: Any, what: str, source: Path | None) -> int:
     try:
         if isinstance(key, bool) or isinstance(key, float):
@@ -262,9 +275,9 @@ def _parse_colors(colors: Any, n: int, source: Path | None) -> list[tuple[int, i
         if isinstance(colors, dict) else list(colors)
     out = []
     for c in items:
-        if not (isinstance(c, (list, tuple)) and len(c) == 3
-                and all(isinstance(v, Integral) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)):
+        values = [_whole_number(v) for v in c] if isinstance(c, (list, tuple)) else []
+        if len(values) != 3 or not all(v is not None and 0 <= v <= 255 for v in values):
             raise ConfigError(f"Colour {c!r} is not [r, g, b] with values 0..255.", path=source,
                               fix="write each colour as [r, g, b]")
-        out.append(tuple(int(v) for v in c))
+        out.append(tuple(values))
     return out

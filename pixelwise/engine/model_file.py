@@ -16,13 +16,14 @@ _PASS_A_MODEL = "pass a .pt checkpoint written by 'pixelwise train', or an .onnx
 
 
 def is_torchscript_archive(path: Path) -> bool:
-    """A TorchScript file saved as .pt: a zip whose archive holds compiled ``code/`` (torch.save's
-    never does). torch.load would hand it to torch.jit.load, with two warnings, before the error."""
+    """A TorchScript file saved as .pt: a zip whose archive folder holds ``constants.pkl`` beside its
+    compiled ``code/`` (torch.save's holds ``data.pkl`` and ``data/`` only, whatever the archive is
+    named). torch.load would hand it to torch.jit.load, with two warnings, before the error."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as z:
-            return any("/code/" in f"/{n}" for n in z.namelist()[:4096])
+            return any(n.count("/") == 1 and n.endswith("/constants.pkl") for n in z.namelist()[:4096])
     except (zipfile.BadZipFile, OSError, ValueError):
         return False
 

@@ -6,6 +6,7 @@ import os
 import sys
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -78,19 +79,44 @@ def output_path(out: str | Path | None, checkpoint: Path, fmt: str, pipeline: bo
     return out
 
 
+_MUTE_LOCK = threading.Lock()
+
+
 @contextmanager
-def _native_stdout_muted() -> Iterator[None]:
-    """Send what C++ code writes to file descriptor 1 (torch.onnx's 'Torch IR graph at exception')
-    to nowhere while the block runs; Python's own prints are left alone."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+def _native_stdout_held() -> Iterator[None]:
+    """Hold what is written to file descriptor 1 while the block runs, and pass it on only if the
+    block succeeds: when tracing fails, torch.onnx's C++ code prints the whole IR graph there
+    (hundreds of lines before our one-line error). Other threads' output is delayed, not lost;
+    without a usable descriptor 1 (closed stdout, pythonw) nothing is redirected."""
+    with _MUTE_LOCK:
+        try:
+            if sys.stdout is not None:
+                sys.stdout.flush()
+            saved = os.dup(1)
+        except (OSError, ValueError):
+            saved = None
+        if saved is None:
+            yield
+            return
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 1)
+            ok = False
+            try:
+                yield
+                ok = True
+            finally:
+                if sys.stdout is not None:
+                    try:
+                        sys.stdout.flush()
+                    except (OSError, ValueError):
+                        pass
+                os.dup2(saved, 1)
+                os.close(saved)
+                if ok:
+                    held.seek(0)
+                    data = held.read()
+                    if data:
+                        os.write(1, data)
 
 
 def _check_options(seg, imgsz: Sequence[int] | None, calib_images: int, min_agreement: float) -> None:
@@ -197,7 +223,7 @@ def _export_onnx(graph, path: Path, pipeline: bool, outputs, opset: int, dynamic
         # The TorchScript-based exporter: seconds instead of tens of seconds, and it keeps the shape
         # arithmetic of the stride padding symbolic. It mutates the traced module, hence the copy.
         try:
-            with _native_stdout_muted():  # on failure the tracer prints its whole IR graph (hundreds of lines)
+            with _native_stdout_held():  # on failure the tracer prints its whole IR graph (hundreds of lines)
                 torch.onnx.export(copy.deepcopy(graph), (dummy,), str(path), dynamo=False, opset_version=opset,
                                   input_names=[in_name], output_names=out_names, dynamic_axes=axes,
                                   do_constant_folding=True)
@@ -258,7 +284,9 @@ def export(model: Any, format: str = "onnx", out: str | Path | None = None, *, f
     if calib is not None and not int8:
         raise ExportError("--calib only applies to --int8 exports (their calibration images).",
                           fix="add --int8 or drop --calib")
-    if fmt != "torchscript" and not MIN_OPSET <= opset <= MAX_OPSET:
+    opset = 17 if opset is None else opset
+    if fmt != "torchscript" and (isinstance(opset, bool) or not isinstance(opset, int)
+                                 or not MIN_OPSET <= opset <= MAX_OPSET):
         raise ExportError(f"--opset {opset} is outside what this exporter writes for pixelwise's graphs "
                           f"({MIN_OPSET}..{MAX_OPSET}).", fix="use the default --opset 17")
     seg = _load(model)

@@ -195,10 +195,20 @@ def check_interface(meta: ExportMetadata, path: Path, input_ranks: list[int], ou
 
 
 def _cannot_run(path: Path, feed: np.ndarray, exc: Exception) -> RuntimeModelError:
+    """A failed run in one line, with the runtime's reason (ONNX Runtime puts it after 'Status
+    Message:', past a long prefix) and the fix that fits it: memory, a fixed-size graph, or other."""
+    text = " ".join(str(exc).split())
+    reason = text.split("Status Message:", 1)[-1].strip()
+    low = text.lower()
+    if any(k in low for k in ("allocate", "bad_alloc", "out of memory", "memory")):
+        fix = "predict in tiles (--tile 1024, or tile= in Python), or on a smaller image"
+    elif any(k in low for k in ("invalid dimensions", "invalid rank", "shape", "dimension")):
+        fix = ("re-export with 'pixelwise export' (its graphs take any image size); a graph reshaped "
+               "to fixed sizes takes only those")
+    else:
+        fix = "check that the model is a pixelwise export that loads elsewhere; if it is, report it with this line"
     return RuntimeModelError(f"{path} cannot run on a {'x'.join(map(str, feed.shape))} {feed.dtype} input "
-                             f"({type(exc).__name__}: {first_line(exc)}).", path=path,
-                             fix="re-export with 'pixelwise export' (its graphs take any image size); "
-                                 "a graph reshaped to fixed sizes takes only those")
+                             f"({type(exc).__name__}: {reason[:300]}).", path=path, fix=fix)
 
 
 def check_class_count(meta: ExportMetadata, path: Path, shapes: dict[str, Any]) -> None:

@@ -77,13 +77,19 @@ def test_other_ignore_value_points_to_the_binary_conversion(tmp_path):
 def test_two_class_masks_with_a_real_ignore_border_stay_masks(tmp_path):
     """0/1 labels with a 255 border: class ids plus ignore, as VOC draws them; nothing is converted."""
     y = _binary_255(tmp_path / "voc_like")
-    for lab in y.parent.glob("*/labels/*.png"):
+    labels = sorted(y.parent.glob("*/labels/*.png"))
+    for lab in labels:
         arr = read_label(lab) // 255
+        if lab != labels[-1]:  # only the last label (of val) holds the class: the early ones say nothing
+            arr[:] = 0
         arr[:2] = 255
         Image.fromarray(arr.astype(np.uint8)).save(lab)
     assert detect_format(y) == "masks"
     assert check_dataset(y, workers=0).ok
-    assert convert(y, tmp_path / "out", workers=0).exists()
+    out = convert(y, tmp_path / "out", workers=0)
+    for lab in labels:  # unchanged: 255 stays ignore, class 1 stays class 1
+        split = lab.parent.parent.name
+        assert np.array_equal(read_label(out.parent / split / "labels" / lab.name), read_label(lab))
 
 
 def test_training_warns_about_the_classes_never_in_its_labels(tmp_path, recwarn):

@@ -36,6 +36,16 @@ def test_missing_description_names_the_file(tmp_path: Path):
         DatasetSpec.load(tmp_path / "nope.yaml")
 
 
+def test_numbers_written_other_ways_are_read(tmp_path: Path):
+    """255.0, "255" and float colours are whole numbers all the same (accepted before type checks)."""
+    raw = {"train": "t", "names": ["a", "b"], "ignore_index": "255", "colors": [[0.0, 0, 0], ["1", 2, 3.0]]}
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
+    spec = DatasetSpec.load(tmp_path / "d.yaml")
+    assert spec.ignore_index == 255 and spec.colors == [(0, 0, 0), (1, 2, 3)]
+    raw["ignore_index"] = 255.0
+    assert DatasetSpec.from_dict(raw).ignore_index == 255
+
+
 @pytest.mark.parametrize("raw, match", [
     ({"train": "t", "names": ["a", "b"], "ignore_index": 1}, "ignore_index 1"),
     ({"train": "t"}, "names"),

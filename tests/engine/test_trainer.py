@@ -172,3 +172,30 @@ def test_a_run_folder_in_use_is_refused(tiny_dataset: Path, tmp_path: Path):
     with pytest.raises(ConfigError, match="in use"):
         RunLock(tmp_path / "k").acquire()
     first.release()
+
+
+def test_values_that_trained_before_the_checks_still_validate():
+    """numpy numbers from a sweep, 'hflip: false', and the 0 that meant 'off' in earlier runs'
+    config.yaml (time_budget, max_iters): refusing them broke sweeps and --resume of old runs."""
+    import numpy as np
+
+    from pixelwise.config import TrainConfig
+
+    raw = TrainConfig().to_dict()
+    raw.update(batch_size=np.int64(4), epochs=np.int64(2), lr=np.float32(1e-3), time_budget=0, max_iters=0,
+               val_max_images=0)
+    raw["augment"].update(hflip=False, crop=[np.int64(64), 96])
+    cfg = TrainConfig.from_dict(raw).validate()
+    assert cfg.time_budget is None and cfg.max_iters is None and cfg.val_max_images is None
+
+
+def test_a_checkpoint_saved_as_code_pt_is_not_taken_for_torchscript(tiny_run, tmp_path: Path):
+    """torch.save names the archive folder after the file: code.pt holds code/data.pkl, which the
+    first TorchScript test ('a code/ folder') refused."""
+    from pixelwise.engine.model_file import is_torchscript_archive
+
+    ckpt = load_checkpoint(tiny_run.best)
+    torch.save(ckpt, tmp_path / "code.pt")
+    assert load_checkpoint(tmp_path / "code.pt")["format"] == ckpt["format"]
+    torch.jit.script(torch.nn.Conv2d(3, 3, 1)).save(str(tmp_path / "scripted.pt"))
+    assert is_torchscript_archive(tmp_path / "scripted.pt") and not is_torchscript_archive(tmp_path / "code.pt")

@@ -363,3 +363,15 @@ def test_cli_export_then_val_onnx_matches_checkpoint(tiny_run, tmp_path, capsys)
         assert main(["export", str(tiny_run.best), "--out", str(tmp_path / "x.onnx"), *option]) == 2
         assert "only applies to --pipeline exports" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_with_stdout_closed_and_opset_none(tiny_run, tmp_path):
+    """Holding the tracer's native output needs a descriptor 1: with stdout closed (a cron job's
+    '>&-', pythonw) the export failed, blamed on the opset; opset=None (torch's own default) raised
+    a TypeError."""
+    out = tmp_path / "closed.onnx"
+    done = subprocess.run(["bash", "-c", f"'{sys.executable}' -m pixelwise.cli export '{tiny_run.best}' "
+                                         f"--out '{out}' --no-verify >&-"], capture_output=True, text=True)
+    assert done.returncode == 0 and out.exists(), done.stderr
+    res = export(tiny_run.best, "onnx", tmp_path / "none.onnx", opset=None, check=False)
+    assert onnx.load(str(res.path)).opset_import[0].version == 17

@@ -730,8 +730,18 @@ def test_another_network_beside_a_copied_record_is_refused_at_load(onnx_model, t
                       output_names=["logits"], dynamo=False)
     fixed.with_name(fixed.name + ".json").write_text(sidecar)
     seg = RuntimeSegmenter.load(fixed)
-    with pytest.raises(RuntimeModelError, match=r"fixed\.onnx cannot run on a 1x3x96x128 float32 input.*Fix: "):
+    with pytest.raises(RuntimeModelError, match=r"fixed\.onnx cannot run on a 1x3x96x128 float32 input.*"
+                                                r"Fix: re-export .*reshaped to fixed sizes"):
         seg.predict(np.zeros((96, 128, 3), np.uint8))
+    # ONNX Runtime's reason follows a long prefix; a failed allocation is told to tile, not to re-export
+    from pixelwise.runtime.backends import _cannot_run
+
+    oom = RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while "
+                       "running Conv node. Name:'/encoder/model/conv_stem/Conv' Status Message: "
+                       "/onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:359 Failed to allocate "
+                       "memory for requested buffer of size 1610612736")
+    err = str(_cannot_run(fixed, np.zeros((1, 3, 4096, 4096), np.float32), oom))
+    assert "Failed to allocate memory for requested buffer of size 1610612736" in err and "--tile" in err
 
 
 def test_damaged_openvino_and_onnx_files_are_refused_with_the_fix(tiny_run, onnx_model, tmp_path):

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
-from pixelwise.data.formats.base import Item, Reader, parallel_map
+from pixelwise.data.formats.base import Item, Reader, parallel_map, warn
 from pixelwise.errors import ConfigError, DatasetError
 
 
@@ -152,18 +152,28 @@ def _mask_kind(p: Path, peek: int = 8) -> str:
         from pixelwise.data.spec import DatasetSpec
 
         spec = DatasetSpec.load(p)
+        samples = [s for name in spec.splits for s in pair_split(spec.split(name)).samples]
+        could_be_binary = spec.num_classes == 2 and spec.ignore_index == 255
         seen: set[int] = set()
-        for name in spec.splits:
-            for sample in pair_split(spec.split(name)).samples[:peek]:
-                with Image.open(sample.label) as im:
-                    arr = np.asarray(im)
-                if arr.ndim == 3:
-                    rgb = arr[..., :3]
-                    grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all()
-                    return "masks" if grey else "colors"  # equal channels: a grey map saved as RGB
-                seen |= set(np.unique(arr).tolist())
-        binary = spec.num_classes == 2 and spec.ignore_index == 255 and 255 in seen and seen <= {0, 255}
-        return "binary" if binary else "masks"
+        # A few labels tell colour from class ids; 0/255 must hold for every label (a class-1 pixel
+        # anywhere means 255 is a real ignore border), so a two-class folder is read to the end.
+        for i, sample in enumerate(samples if could_be_binary else samples[:peek]):
+            with Image.open(sample.label) as im:
+                arr = np.asarray(im)
+            if arr.ndim == 3:
+                if i >= peek:
+                    continue
+                rgb = arr[..., :3]
+                grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all()
+                return "masks" if grey else "colors"  # equal channels: a grey map saved as RGB
+            seen |= set(np.unique(arr).tolist())
+            if not seen <= {0, 255}:
+                return "masks"
+        if could_be_binary and 255 in seen:
+            warn(f"{p}: every label holds only 0 and 255 in a two-class dataset: read as binary masks "
+                 "(255 -> class 1; pass --format masks if 255 really is 'ignore')")
+            return "binary"
+        return "masks"
     except Exception:  # noqa: BLE001 - an unreadable dataset is the masks reader's to report
         return "masks"
 
