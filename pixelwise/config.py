@@ -175,4 +175,8 @@ def _plain(obj: Any) -> Any:
         return [_plain(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
+    if isinstance(obj, Integral) and not isinstance(obj, bool):  # numpy numbers: YAML cannot write them
+        return int(obj)
+    if isinstance(obj, Real) and not isinstance(obj, bool):
+        return float(obj)
     return obj

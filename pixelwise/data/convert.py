@@ -56,15 +56,15 @@ def prepare_output(out: Path, source: Path | None = None) -> Path:
 def new_output_folder(out: Path, source: Path | None = None) -> Iterator[Path]:
     """``prepare_output``'s folder, emptied again (removed, if this made it) when the block fails
     or is interrupted: a half-written dataset would otherwise block the retry ("not empty")."""
-    existed = Path(out).exists()
+    made = [d for d in (Path(out), *Path(out).parents) if not d.exists()]  # what prepare_output creates
     out = prepare_output(out, source)
     try:
         yield out
     except BaseException:
         for child in list(out.iterdir()):  # all written by this block: the folder was new or empty
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-        if not existed:
-            out.rmdir()
+        for d in made:  # innermost first: the folder, then the parents made for it
+            d.rmdir()
         raise
 
 

@@ -1,7 +1,8 @@
 """``pixelwise data remap``: merge, rename or drop classes, writing a new dataset folder.
 
 * ``merge=["Car,Truck=Vehicle"]``: the listed classes become one class, placed where the first
-  of them was; a NEW that names an existing class joins it too (``Car,Truck=Sky``).
+  of them was; a NEW that names an existing class no option changes or drops joins it too
+  (``Car,Truck=Sky``).
 * ``rename=["Sky=sky"]``: a new name, same pixels.
 * ``drop=["Pole"]``: pixels of the class become the ignore value (``drop_to="ignore"``) or join
   another class (``drop_to="Building"``).
@@ -59,12 +60,16 @@ def build_mapping(spec: DatasetSpec, merge: list[str] = (), rename: list[str] = 
                               fix="give each class in one --merge or --rename (merge then name the result)")
         given[k] = option
 
+    for option in (*merge, *rename):
+        if "=" not in option:
+            raise ConfigError(f"'{option}' is not 'A,B=NEW' (--merge) or 'OLD=NEW' (--rename).",
+                              fix="write e.g. --merge Car,Truck=Vehicle or --rename Sky=sky")
+    named = {idx(x) for option in (*merge, *rename) for x in option.split("=", 1)[0].split(",") if x.strip()}
+    untouched = set(range(len(names))) - named - {idx(d) for d in drop}
     for m in merge:
-        if "=" not in m:
-            raise ConfigError(f"Merge '{m}' is not 'A,B=NEW'.", fix="write e.g. --merge Car,Truck=Vehicle")
         left, new = m.split("=", 1)
-        members = [idx(x) for x in left.split(",") if x.strip()]
-        if new.strip() in names and names.index(new.strip()) not in members:
+        members = list(dict.fromkeys(idx(x) for x in left.split(",") if x.strip()))
+        if new.strip() in names and names.index(new.strip()) in untouched:
             members.append(names.index(new.strip()))  # '--merge car,truck=sky' with a class sky: joins it
         for k in members:
             claim(k, f"--merge {m}")
@@ -73,8 +78,6 @@ def build_mapping(spec: DatasetSpec, merge: list[str] = (), rename: list[str] = 
             target[k] = first
         new_name[first] = new.strip()
     for r in rename:
-        if "=" not in r:
-            raise ConfigError(f"Rename '{r}' is not 'OLD=NEW'.", fix="write e.g. --rename Sky=sky")
         old, new = r.split("=", 1)
         claim(idx(old), f"--rename {r}")
         new_name[target[idx(old)]] = new.strip()

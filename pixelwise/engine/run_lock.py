@@ -8,6 +8,7 @@ refuses the second one.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import IO
 
@@ -27,13 +28,18 @@ class RunLock:
         fh = open(self.path, "a+")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             fh.close()
             raise ConfigError(f"The run folder {self.path.parent} is in use by a training process ({holder}).",
                               path=self.path.parent, fix="let it finish or stop it, or train into another "
                               "folder (--name NEW, or drop --exist-ok)") from None
+        except OSError as exc:  # a file system without locks (some NFS/FUSE mounts): train unguarded
+            fh.close()
+            warnings.warn(f"The run folder {self.path.parent} cannot be locked ({exc.strerror or exc}): "
+                          "nothing stops a second training process from writing into it.", stacklevel=3)
+            return self
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
@@ -42,6 +48,11 @@ class RunLock:
         return self
 
     def release(self) -> None:
+        """Unlock explicitly: DataLoader workers forked while the run trained share the locked file,
+        and closing only this process's copy would leave it locked for as long as they live."""
         if self._fh is not None:
-            self._fh.close()  # closing drops the lock
+            import fcntl
+
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
             self._fh = None

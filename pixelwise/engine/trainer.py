@@ -160,8 +160,6 @@ def train(data: str | Path | None = None, resume: str | Path | bool | None = Non
                               fix="start a new run (optionally from these weights) instead of --resume")
         cfg = TrainConfig.from_dict(ckpt["config"])
         run_dir = last.parent
-        for stray in run_dir.glob(".*.tmp"):  # a write cut short by a kill; the real file is intact
-            stray.unlink()
     else:
         cfg = config or TrainConfig()
         if data is not None:
@@ -196,6 +194,9 @@ class Trainer:
         self.class_counts = self._train_class_counts()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.lock = RunLock(self.run_dir).acquire()  # before anything in the folder is written
+        if ckpt is not None:  # writes cut short by a kill (the real files are intact); never a live run's
+            for stray in self.run_dir.glob(".*.tmp"):
+                stray.unlink()
         try:
             self._setup(cfg, ckpt)
         except BaseException:

@@ -199,10 +199,10 @@ def _cannot_run(path: Path, feed: np.ndarray, exc: Exception) -> RuntimeModelErr
     Message:', past a long prefix) and the fix that fits it: memory, a fixed-size graph, or other."""
     text = " ".join(str(exc).split())
     reason = text.split("Status Message:", 1)[-1].strip()
-    low = text.lower()
-    if any(k in low for k in ("allocate", "bad_alloc", "out of memory", "memory")):
+    low = reason.lower()  # not the node names before it ('/MemoryBlock/conv', '/decoder/Shape_gather')
+    if any(k in low for k in ("failed to allocate", "bad_alloc", "out of memory", "cannot allocate")):
         fix = "predict in tiles (--tile 1024, or tile= in Python), or on a smaller image"
-    elif any(k in low for k in ("invalid dimensions", "invalid rank", "shape", "dimension")):
+    elif any(k in low for k in ("invalid dimensions", "invalid rank", "shape mismatch", "incompatible shape")):
         fix = ("re-export with 'pixelwise export' (its graphs take any image size); a graph reshaped "
                "to fixed sizes takes only those")
     else:

@@ -105,3 +105,14 @@ def test_training_warns_about_the_classes_never_in_its_labels(tmp_path, recwarn)
     assert absent  # two 48x64 CamVid images lack some of the 11 classes
     msgs = [str(w.message) for w in recwarn.list if "never appear" in str(w.message)]
     assert len(msgs) == 1 and all(a in msgs[0] for a in absent), msgs
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P", "LA"])
+def test_0_255_masks_saved_in_other_modes_are_still_binary(tmp_path, mode):
+    """Grey RGB, a grey palette and grey+alpha: training reads each as 0/255, so detection must too
+    (opening the pixels directly saw palette indices 0/1, or alpha as a second colour)."""
+    y = _binary_255(tmp_path / "med")
+    for lab in y.parent.glob("*/labels/*.png"):
+        Image.open(lab).convert(mode).save(lab)
+        assert set(np.unique(read_label(lab)).tolist()) <= {0, 255}
+    assert detect_format(y) == "binary"

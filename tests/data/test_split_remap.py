@@ -88,6 +88,16 @@ def test_remap_merge_rename_drop(tmp_path):
     new = read_label(out4.parent / "train" / "labels" / lab.name)
     road = spec4.names.index("Road")
     assert (new[(old == 3) | (old == 4) | (old == 8)] == road).all()
+    # reusing a name an option frees, or naming a member twice, is not a clash (worked before the join rule)
+    from pixelwise.data.remap import build_mapping
+
+    spec = DatasetSpec.load(y)
+    assert build_mapping(spec, merge=["Car,Pedestrian=Sky"], rename=["Sky=Heaven"]).names[0] == "Heaven"
+    assert "Vehicle" in build_mapping(spec, merge=["Car,Car=Vehicle"]).names
+    swapped = build_mapping(spec, merge=["Car=Pedestrian", "Pedestrian=Car"]).names
+    assert swapped[8:10] == ["Pedestrian", "Car"]
+    kept = build_mapping(spec, merge=["Car,Pedestrian=Pole"], drop=["Pole"])  # Pole dropped alone, not joined
+    assert "Pole" in kept.names and kept.lut[8] == kept.names.index("Pole") and kept.lut[2] == kept.ignore_index
     refused = {"would name two classes 'Building'": dict(rename=["Sky=Building"]),
                "changed twice \\(--merge Car=Vehicle and --rename Car=Auto\\)": dict(merge=["Car=Vehicle"],
                                                                                   rename=["Car=Auto"]),

@@ -171,7 +171,26 @@ def test_a_run_folder_in_use_is_refused(tiny_dataset: Path, tmp_path: Path):
     first = RunLock(tmp_path / "k").acquire()
     with pytest.raises(ConfigError, match="in use"):
         RunLock(tmp_path / "k").acquire()
-    first.release()
+    # a --resume refused by the lock leaves the live run's half-written files alone
+    train(tiny_dataset, project=str(tmp_path), name="k2", epochs=2, stop_after=1, **TINY)  # resumable
+    live = RunLock(tmp_path / "k2").acquire()
+    stray = tmp_path / "k2" / ".last.pt.live.tmp"
+    stray.write_bytes(b"being written")
+    with pytest.raises(ConfigError, match="in use"):
+        train(resume=tmp_path / "k2", progress=False)
+    assert stray.exists()
+    live.release()
+    # a process forked while the lock was held (a DataLoader worker) does not keep it after release
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+    child.start()
+    try:
+        first.release()
+        RunLock(tmp_path / "k").acquire().release()
+    finally:
+        child.kill()
+        child.join()
 
 
 def test_values_that_trained_before_the_checks_still_validate():
@@ -187,6 +206,12 @@ def test_values_that_trained_before_the_checks_still_validate():
     raw["augment"].update(hflip=False, crop=[np.int64(64), 96])
     cfg = TrainConfig.from_dict(raw).validate()
     assert cfg.time_budget is None and cfg.max_iters is None and cfg.val_max_images is None
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # the run folder's config.yaml: numpy numbers as plain ones
+        cfg.save(Path(tmp) / "config.yaml")
+        again = TrainConfig.load(Path(tmp) / "config.yaml")
+    assert again.batch_size == 4 and type(again.batch_size) is int and again.augment.crop == (64, 96)
 
 
 def test_a_checkpoint_saved_as_code_pt_is_not_taken_for_torchscript(tiny_run, tmp_path: Path):

@@ -742,6 +742,10 @@ def test_another_network_beside_a_copied_record_is_refused_at_load(onnx_model, t
                        "memory for requested buffer of size 1610612736")
     err = str(_cannot_run(fixed, np.zeros((1, 3, 4096, 4096), np.float32), oom))
     assert "Failed to allocate memory for requested buffer of size 1610612736" in err and "--tile" in err
+    other = RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running Conv node. "
+                         "Name:'/MemoryBlock/Shape_conv' Status Message: CUDNN_STATUS_BAD_PARAM")
+    err = str(_cannot_run(fixed, np.zeros((1, 3, 64, 64), np.float32), other))  # node names do not decide the fix
+    assert "CUDNN_STATUS_BAD_PARAM" in err and "--tile" not in err and "fixed sizes" not in err
 
 
 def test_damaged_openvino_and_onnx_files_are_refused_with_the_fix(tiny_run, onnx_model, tmp_path):

@@ -148,6 +148,7 @@ def _mask_kind(p: Path, peek: int = 8) -> str:
     try:
         from PIL import Image
 
+        from pixelwise.data.io import read_label
         from pixelwise.data.pairing import pair_split
         from pixelwise.data.spec import DatasetSpec
 
@@ -159,14 +160,11 @@ def _mask_kind(p: Path, peek: int = 8) -> str:
         # anywhere means 255 is a real ignore border), so a two-class folder is read to the end.
         for i, sample in enumerate(samples if could_be_binary else samples[:peek]):
             with Image.open(sample.label) as im:
-                arr = np.asarray(im)
-            if arr.ndim == 3:
-                if i >= peek:
-                    continue
-                rgb = arr[..., :3]
-                grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all()
-                return "masks" if grey else "colors"  # equal channels: a grey map saved as RGB
-            seen |= set(np.unique(arr).tolist())
+                colour = im.mode in ("RGB", "RGBA", "RGBX") and i < peek
+                rgb = np.asarray(im.convert("RGB")) if colour else None
+            if rgb is not None and not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all()):
+                return "colors"  # equal channels are a grey map saved as RGB: its values are read below
+            seen |= set(np.unique(read_label(sample.label)).tolist())  # palette, LA, RGB-grey as training reads them
             if not seen <= {0, 255}:
                 return "masks"
         if could_be_binary and 255 in seen:

@@ -151,8 +151,8 @@ def test_colour_masks_without_format_key_are_detected_and_a_failed_convert_leave
     y.write_text(yaml.safe_dump(desc))
     assert detect_format(y) == "colors"
     with pytest.raises(PixelwiseError, match="--format colors --to masks"):  # what masks training says
-        convert(y, tmp_path / "half", format="masks", workers=0)
-    assert not (tmp_path / "half").exists()  # removed on failure: the retry below is not refused
+        convert(y, tmp_path / "half" / "deep" / "out", format="masks", workers=0)
+    assert not (tmp_path / "half").exists()  # removed on failure, with the parents made for it
     (tmp_path / "empty").mkdir()
     with pytest.raises(PixelwiseError):
         convert(y, tmp_path / "empty", format="masks", workers=0)
