@@ -164,67 +164,72 @@ def convert(source: str | Path | Reader, out: str | Path, to: str = "masks", for
     if to not in TARGETS:
         raise ConfigError(f"Unknown target '{to}'.", fix=f"use one of: {', '.join(TARGETS)}")
     reader = source if isinstance(source, Reader) else open_source(source, format, **options)
-    with new_output_folder(Path(out), reader.root if isinstance(source, Reader) else Path(source)) as out:
-        items = list(reader.items())
-        if not items:
-            raise DatasetError(f"The source {reader.root} has no labelled images.", path=reader.root,
-                               fix="check the path and --format")
-        _unique_keys(items)
-        splits = list(dict.fromkeys(it.split for it in items))
-        for s in splits:
-            if to == "masks":
-                (out / s / "images").mkdir(parents=True, exist_ok=True)
-                (out / s / "labels").mkdir(parents=True, exist_ok=True)
-            elif to == "coco":
-                (out / s).mkdir(parents=True, exist_ok=True)
-                (out / "annotations").mkdir(parents=True, exist_ok=True)
-            else:
-                (out / "images" / s).mkdir(parents=True, exist_ok=True)
-                (out / "labels" / s).mkdir(parents=True, exist_ok=True)
-        job = _Job(reader, out, to)
-        results = list(parallel_map(_write_item, job, items, workers))
-        notes = "\n".join(f"- {n}" for n in reader.notes) or "- none"
-        names = list(reader.names)
-        colors = [list(c) for c in reader.class_colors()]
+    with new_output_folder(Path(out), reader.root if isinstance(source, Reader) else Path(source)) as folder:
+        return _write_converted(reader, folder, to, workers)
+
+
+def _write_converted(reader: Reader, out: Path, to: str, workers: int | None) -> Path:
+    """Every item of ``reader`` into ``out`` in the ``to`` layout, with its description and SOURCE.md."""
+    items = list(reader.items())
+    if not items:
+        raise DatasetError(f"The source {reader.root} has no labelled images.", path=reader.root,
+                           fix="check the path and --format")
+    _unique_keys(items)
+    splits = list(dict.fromkeys(it.split for it in items))
+    for s in splits:
         if to == "masks":
-            desc = {"path": ".", **{s: s for s in splits}, "images": "images", "labels": "labels",
-                    "ignore_index": reader.ignore_index, "names": {i: n for i, n in enumerate(names)},
-                    "colors": {i: c for i, c in enumerate(colors)}}
-            target = out / "dataset.yaml"
-            target.write_text(yaml.safe_dump(desc, sort_keys=False))
+            (out / s / "images").mkdir(parents=True, exist_ok=True)
+            (out / s / "labels").mkdir(parents=True, exist_ok=True)
         elif to == "coco":
-            cats = [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(names)]
-            for s in splits:
-                images, anns = [], []
-                for it, res in zip(items, results):
-                    if it.split != s:
-                        continue
-                    iid = len(images) + 1
-                    images.append({"id": iid, "file_name": res["file_name"], "height": res["height"],
-                                   "width": res["width"]})
-                    for seg in res["segments"]:
-                        anns.append({"id": len(anns) + 1, "image_id": iid, "category_id": seg["class"] + 1,
-                                     "segmentation": seg["segmentation"], "area": seg["area"],
-                                     "bbox": seg["bbox"], "iscrowd": 0})
-                data = {"info": {"description": f"converted by pixelwise from {reader.root}",
-                                 "pixelwise": {"background": False, "ignore_index": reader.ignore_index,
-                                               "colors": colors}},
-                        "images": images, "annotations": anns, "categories": cats}
-                atomic_write_bytes(out / "annotations" / f"instances_{s}.json", json.dumps(data).encode())
-            target = out / "annotations"
+            (out / s).mkdir(parents=True, exist_ok=True)
+            (out / "annotations").mkdir(parents=True, exist_ok=True)
         else:
-            shift = 1 if names and names[0].lower() == "background" else 0
-            desc = {"path": ".", **{s: f"images/{s}" for s in splits},
-                    "names": {i: n for i, n in enumerate(names[shift:])}}
-            target = out / "data.yaml"
-            target.write_text(yaml.safe_dump(desc, sort_keys=False))
-        lost = {"masks": "nothing (lossless)", "coco": "instance identities (one annotation per class)",
-                "yolo": "holes, regions under 3 px, ignore pixels, exact boundaries (+-1 px)"
-                    + ("" if names and names[0].lower() == "background" else
-                       "; YOLO has no background class, so reading it back adds class 0 'background' "
-                       "and every class id here moves up by one")}[to]
-        (out / "SOURCE.md").write_text(
-            f"# Converted by pixelwise\n\n- Source: {reader.root} (format: {reader.format})\n"
-            f"- Target: {to}; lost in this target: {lost}\n- Images: {len(items)} in splits "
-            f"{', '.join(splits)}\n\n## Reader rules applied\n\n{notes}\n")
-        return target
+            (out / "images" / s).mkdir(parents=True, exist_ok=True)
+            (out / "labels" / s).mkdir(parents=True, exist_ok=True)
+    job = _Job(reader, out, to)
+    results = list(parallel_map(_write_item, job, items, workers))
+    notes = "\n".join(f"- {n}" for n in reader.notes) or "- none"
+    names = list(reader.names)
+    colors = [list(c) for c in reader.class_colors()]
+    if to == "masks":
+        desc = {"path": ".", **{s: s for s in splits}, "images": "images", "labels": "labels",
+                "ignore_index": reader.ignore_index, "names": {i: n for i, n in enumerate(names)},
+                "colors": {i: c for i, c in enumerate(colors)}}
+        target = out / "dataset.yaml"
+        target.write_text(yaml.safe_dump(desc, sort_keys=False))
+    elif to == "coco":
+        cats = [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(names)]
+        for s in splits:
+            images, anns = [], []
+            for it, res in zip(items, results):
+                if it.split != s:
+                    continue
+                iid = len(images) + 1
+                images.append({"id": iid, "file_name": res["file_name"], "height": res["height"],
+                               "width": res["width"]})
+                for seg in res["segments"]:
+                    anns.append({"id": len(anns) + 1, "image_id": iid, "category_id": seg["class"] + 1,
+                                 "segmentation": seg["segmentation"], "area": seg["area"],
+                                 "bbox": seg["bbox"], "iscrowd": 0})
+            data = {"info": {"description": f"converted by pixelwise from {reader.root}",
+                             "pixelwise": {"background": False, "ignore_index": reader.ignore_index,
+                                           "colors": colors}},
+                    "images": images, "annotations": anns, "categories": cats}
+            atomic_write_bytes(out / "annotations" / f"instances_{s}.json", json.dumps(data).encode())
+        target = out / "annotations"
+    else:
+        shift = 1 if names and names[0].lower() == "background" else 0
+        desc = {"path": ".", **{s: f"images/{s}" for s in splits},
+                "names": {i: n for i, n in enumerate(names[shift:])}}
+        target = out / "data.yaml"
+        target.write_text(yaml.safe_dump(desc, sort_keys=False))
+    lost = {"masks": "nothing (lossless)", "coco": "instance identities (one annotation per class)",
+            "yolo": "holes, regions under 3 px, ignore pixels, exact boundaries (+-1 px)"
+                + ("" if names and names[0].lower() == "background" else
+                   "; YOLO has no background class, so reading it back adds class 0 'background' "
+                   "and every class id here moves up by one")}[to]
+    (out / "SOURCE.md").write_text(
+        f"# Converted by pixelwise\n\n- Source: {reader.root} (format: {reader.format})\n"
+        f"- Target: {to}; lost in this target: {lost}\n- Images: {len(items)} in splits "
+        f"{', '.join(splits)}\n\n## Reader rules applied\n\n{notes}\n")
+    return target
