@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,12 @@ def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: 
 
         metrics = evaluate_checkpoint(model, data, split=split, device=device, flip=flip,
                                       max_images=max_images, progress=progress)
+    if len(metrics.names) == 2 and metrics.confusion[1].sum() == 0:  # n/a in the table: say the likely why
+        from pixelwise.data.samples import binary_convert_fix
+
+        warnings.warn(f"Class 1 '{metrics.names[1]}' has no pixel in the labels of split '{split}', so its "
+                      f"IoU is n/a. If {binary_convert_fix(data if isinstance(data, (str, Path)) else None)}.",
+                      stacklevel=2)
     if out_dir is not None:
         write_results(metrics, Path(out_dir), split, str(getattr(model, "checkpoint", model)),
                       seconds=time.time() - t0, flip=flip)

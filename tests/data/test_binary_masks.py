@@ -59,6 +59,13 @@ def test_check_detect_convert_and_train_on_0_255_masks(tmp_path, capsys):
         assert np.array_equal(read_label(new.root / "train" / "labels" / lab.name), read_label(lab) // 255)
     assert check_dataset(tmp_path / "conv" / "dataset.yaml", workers=0).ok
     assert detect_format(tmp_path / "conv" / "dataset.yaml") == "masks"  # 0/1 now: no second guess
+    # the converted data trains; scoring on the unconverted data says why class 1 is n/a
+    from pixelwise.engine.validate import val
+
+    run = train(tmp_path / "conv" / "dataset.yaml", project=str(tmp_path / "runs"), name="ok", epochs=1,
+                max_iters=1, batch_size=2, workers=0, progress=False, augment={"crop": (48, 64)})
+    with pytest.warns(UserWarning, match="no pixel in the labels of split 'val'.*--format binary"):
+        val(run.best, y, device="cpu", progress=False)
 
 
 def test_other_ignore_value_points_to_the_binary_conversion(tmp_path):
