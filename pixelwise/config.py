@@ -86,7 +86,7 @@ class TrainConfig:
             if aug_raw else cls().augment
         return cls(model=model, augment=aug, **raw)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self, resuming: bool = False) -> "TrainConfig":
         """Refuse values that cannot work (a zero batch or epoch count, a negative rate, an empty
         crop, a scale range upside down) before a folder is made or a model built, in one line each."""
         def need(ok: bool, option: str, value: Any, rule: str) -> None:
@@ -101,6 +101,13 @@ class TrainConfig:
             return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
 
         a = self.augment
+        m = self.model
+        if isinstance(m.pretrained, str) and m.pretrained.strip().lower() in ("none", "null", ""):
+            m.pretrained = None  # as the CLI's '--pretrained none'
+        if not resuming and m.pretrained is not None and m.pretrained not in ("offline", "timm", "hub", "imagenet") \
+                and not Path(m.pretrained).is_file():  # a resumed run takes its weights from last.pt
+            raise ConfigError(f"Pretrained weights file not found: {m.pretrained}.", path=m.pretrained,
+                              fix="pass an existing .pth/.safetensors file, 'offline', 'timm' or none")
         need(whole(self.epochs) and self.epochs >= 1, "epochs", self.epochs, "a whole number >= 1")
         need(self.time_budget is None or (number(self.time_budget) and self.time_budget > 0), "time_budget (--time)",
              self.time_budget, "a number of minutes > 0")

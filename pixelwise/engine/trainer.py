@@ -183,7 +183,7 @@ def train(data: str | Path | None = None, resume: str | Path | bool | None = Non
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: Path, ckpt: dict | None, progress: bool = True):
-        self.cfg, self.run_dir, self.progress = cfg.validate(), Path(run_dir), progress
+        self.cfg, self.run_dir, self.progress = cfg.validate(resuming=ckpt is not None), Path(run_dir), progress
         self.resume_ckpt = ckpt
         self.threads = set_threads(cfg.threads)
         seed_everything(cfg.seed)

@@ -135,6 +135,7 @@ def test_cli_resume_with_nothing_prints_one_line(tmp_path: Path):
     (["--freeze", "-1"], "freeze_stages (--freeze) = -1"),
     (["--base-scale", "0"], "base_scale = 0.0"),
     (["--scale", "2,1"], "scale_range (--scale) = (2.0, 1.0)"),
+    (["--pretrained", "missing.pth"], "Pretrained weights file not found: missing.pth"),  # left a run folder
     (["--config", "CONFIG_TEXT"], "must be a mapping of options"),
     (["--config", "CONFIG_UNKNOWN"], "Unknown augment option(s): zoom"),
 ])
@@ -204,8 +205,9 @@ def test_values_that_trained_before_the_checks_still_validate():
     raw.update(batch_size=np.int64(4), epochs=np.int64(2), lr=np.float32(1e-3), time_budget=0, max_iters=0,
                val_max_images=0)
     raw["augment"].update(hflip=False, crop=[np.int64(64), 96])
+    raw["model"]["pretrained"] = "none"  # as on the command line (was read as a file name)
     cfg = TrainConfig.from_dict(raw).validate()
-    assert cfg.time_budget is None and cfg.max_iters is None and cfg.val_max_images is None
+    assert cfg.model.pretrained is None and cfg.time_budget is None and cfg.max_iters is None and cfg.val_max_images is None
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:  # the run folder's config.yaml: numpy numbers as plain ones
