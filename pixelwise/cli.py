@@ -74,8 +74,6 @@ def cmd_train(a: argparse.Namespace) -> int:
             over["class_weights"] = None
         model = {k: v for k, v in {"arch": a.model, "encoder": a.encoder,
                                    "pretrained": a.pretrained}.items() if v is not None}
-        if a.pretrained == "none":
-            model["pretrained"] = None
         if a.freeze is not None:
             model["freeze_stages"] = a.freeze
         aug = {k: v for k, v in {"crop": a.crop, "scale_range": a.scale, "base_scale": a.base_scale}.items()

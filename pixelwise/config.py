@@ -131,8 +131,8 @@ class TrainConfig:
         need(self.schedule in ("poly", "cosine", "constant"), "schedule", self.schedule, "poly, cosine or constant")
         need(self.loss in ("ce", "ce+dice"), "loss", self.loss, "ce or ce+dice")
         need(self.amp in ("auto", "on", "off"), "amp", self.amp, "auto, on or off")
-        need(whole(self.model.freeze_stages) and self.model.freeze_stages >= 0, "freeze_stages (--freeze)",
-             self.model.freeze_stages, "a whole number >= 0")
+        need(whole(m.freeze_stages) and m.freeze_stages >= 0, "freeze_stages (--freeze)", m.freeze_stages,
+             "a whole number >= 0")
         crop = tuple(a.crop) if isinstance(a.crop, (list, tuple)) else ()
         need(len(crop) == 2 and all(whole(v) and v >= 1 for v in crop), "crop", a.crop,
              "two whole numbers >= 1 (height, width)")

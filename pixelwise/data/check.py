@@ -19,7 +19,7 @@ import yaml
 from PIL import UnidentifiedImageError
 
 from pixelwise.data.formats.base import parallel_map
-from pixelwise.data.io import displayed_size, open_image, save_png
+from pixelwise.data.io import channels_equal, displayed_size, open_image, save_png
 from pixelwise.data.pairing import Sample, pair_split
 from pixelwise.data.samples import binary_convert_fix, foreground_is_ignored, require_masks
 from pixelwise.data.spec import DatasetSpec
@@ -131,7 +131,7 @@ def _check_one(ctx: _Ctx, sample: Sample) -> dict[str, Any]:
         return out
     if arr.ndim == 3:
         rgb = arr[..., :3]
-        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+        if channels_equal(rgb):
             probs.append(Problem("warning", "grey-rgb", sample.label,
                                  f"a {mode} label whose channels are equal (read as grey).",
                                  "save it single-channel ('pixelwise data check --fix OUT' does)"))

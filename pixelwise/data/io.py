@@ -319,7 +319,7 @@ def read_label(path: str | Path) -> np.ndarray:
             if mode == "P":
                 arr = _palette_to_values(im, arr)
     if arr.ndim == 3:
-        if mode == "LA" or (arr.shape[2] in (3, 4) and _channels_equal(arr[..., :3])):
+        if mode == "LA" or (arr.shape[2] in (3, 4) and channels_equal(arr[..., :3])):
             arr = arr[..., 0]
         else:
             raise LabelError(
@@ -352,7 +352,8 @@ def _palette_to_values(im: Image.Image, indices: np.ndarray) -> np.ndarray:
     return indices
 
 
-def _channels_equal(rgb: np.ndarray) -> bool:
+def channels_equal(rgb: np.ndarray) -> bool:
+    """Whether an RGB image is grey: a class-id map saved as RGB, not a colour-coded mask."""
     return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
 
 

@@ -79,7 +79,7 @@ def output_path(out: str | Path | None, checkpoint: Path, fmt: str, pipeline: bo
     return out
 
 
-_MUTE_LOCK = threading.Lock()
+_HOLD_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -88,7 +88,7 @@ def _native_stdout_held() -> Iterator[None]:
     block succeeds: when tracing fails, torch.onnx's C++ code prints the whole IR graph there
     (hundreds of lines before our one-line error). Other threads' output is delayed, not lost;
     without a usable descriptor 1 (closed stdout, pythonw) nothing is redirected."""
-    with _MUTE_LOCK:
+    with _HOLD_LOCK:
         try:
             if sys.stdout is not None:
                 sys.stdout.flush()

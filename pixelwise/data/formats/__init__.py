@@ -148,7 +148,7 @@ def _mask_kind(p: Path, peek: int = 8) -> str:
     try:
         from PIL import Image
 
-        from pixelwise.data.io import read_label
+        from pixelwise.data.io import channels_equal, read_label
         from pixelwise.data.pairing import pair_split
         from pixelwise.data.spec import DatasetSpec
 
@@ -162,7 +162,7 @@ def _mask_kind(p: Path, peek: int = 8) -> str:
             with Image.open(sample.label) as im:
                 colour = im.mode in ("RGB", "RGBA", "RGBX") and i < peek
                 rgb = np.asarray(im.convert("RGB")) if colour else None
-            if rgb is not None and not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all()):
+            if rgb is not None and not channels_equal(rgb):
                 return "colors"  # equal channels are a grey map saved as RGB: its values are read below
             seen |= set(np.unique(read_label(sample.label)).tolist())  # palette, LA, RGB-grey as training reads them
             if not seen <= {0, 255}:
