@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["camvid.md", "camvid_yolo_threads.md", "camvid_default.md", "camvid_default_deploy.md", "camvid_fpn64.md", "step_time.md", "data_loading.md", "inference.md", "gemm_share.md",
+ORDER = ["camvid.md", "camvid_yolo_threads.md", "camvid_default.md", "camvid_default_deploy.md", "camvid_fpn64.md", "step_time.md", "data_loading.md", "inference.md", "gemm_share.md", "gpu.md",
          "deploy_accuracy.md", "tiling.md", "tiling_agreement.md", "read_memory.md", "batch_predict.md", "serve_load.md", "javascript.md"]
 
 HEADER = """# Benchmarks
@@ -183,6 +183,27 @@ is still there, and runs inference on its own thread limiter: `serve_load.py --m
 --requests 600 --warmup 600` (the demo checkpoint's fp32 export), alternated between the session's
 first and last code in one phase, gave 51.8 / 55.2 req/s before and 53.2 / 58.3 after, no errors:
 no slowdown beyond the VM's noise (the section below keeps the earlier, faster phase's run).
+
+Fourteenth session (2026-12-04): the first GPU lent to this project, one NVIDIA H200 (torch
+2.11.0+cu130, cuDNN 9.19; `gpu.py` in one call of 283 s, section "GPU inference" below). The
+4 contenders were timed at 384x480, from a normalised batch on the GPU to the label map. The
+checkpoint was the one `make demo` wrote this session (61.98 val mIoU).
+- **Batch 1, eager:** every model is bound by kernel launches, not by the GPU. Timings are
+  3.2-5.4 ms per image, and fp16 or bf16 barely changes them (pixelwise 3.68 ms fp32, 2.51 fp16,
+  3.24 bf16). These rows are noisy for the same reason.
+- **Batch 1, without launch cost:** pixelwise 0.618 ms per image with a CUDA graph (fp16) and
+  0.410 ms with `torch.compile` (fp16); yolo26n-sem 0.836 / 0.425 ms, SMP 1.101 / 0.613 ms,
+  LRASPP 1.109 / 0.660 ms.
+- **Batches 8 and 32, compiled fp16:** yolo26n-sem is faster per image than pixelwise (0.094
+  against 0.126 ms at batch 8, 0.055 against 0.100 ms at batch 32); SMP and LRASPP are slower
+  (0.21-0.27 ms).
+- **Precision:** pixelwise's labels in fp16 and bf16 match fp32 on 99.94% and 99.41% of pixels
+  (101 CamVid val images, full resolution).
+- **GEMM rates (8192^3):** fp32 51.2, TF32 356, fp16 756, bf16 779 TFLOP/s.
+
+TensorRT and ONNX Runtime's CUDA provider are not on that machine. Their wheels cannot be carried
+there (no registry, over the 64 MiB a call carries), so CUDA graphs and `torch.compile` stand in
+for them.
 """
 
 
