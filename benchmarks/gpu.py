@@ -37,7 +37,7 @@ fills the git-ignored ``.gpu_carry/`` with their wheels, a checkpoint and CamVid
 
     run(carry=[".gpu_carry"], timeout_s=540, command="python3 -m pip install -q --no-index --no-deps
         --target /tmp/site .gpu_carry/whl/*.whl && YOLO_OFFLINE=1 PYTHONPATH=/tmp/site:. python3 benchmarks/gpu.py
-        --checkpoint .gpu_carry/best.pt --data .gpu_carry/val --out $OUT/gpu.json")
+        --checkpoint .gpu_carry/best.pt --data .gpu_carry/camvid/val/images --out $OUT/gpu.json")
 
 and copy ``gpu.json`` and ``gpu.md`` from the returned files into ``benchmarks/results/``.
 """

@@ -32,6 +32,8 @@ def size_arg(text: str) -> tuple[int, int]:
 
 
 OUTPUT_KINDS = ("labels", "color", "overlay", "confidence")
+HALF_HELP = ("fp16 weights and compute for a checkpoint, on a GPU (about 1.5x faster at batch 1 on an H200, "
+             "labels 99.94%% equal to fp32 on CamVid; refused on a CPU, where it is about 70x slower)")
 
 
 def outputs_arg(text: str) -> tuple[str, ...]:
@@ -99,7 +101,7 @@ def cmd_val(a: argparse.Namespace) -> int:
 
     out = a.out or str(default_val_folder(a.model))
     m = val(a.model, a.data, split=a.split, out_dir=out, device=a.device, flip=a.flip,
-            max_images=a.max_images, progress=not a.quiet)
+            max_images=a.max_images, progress=not a.quiet, half=a.half)
     print(m.table())
     written = [f for f in (Path(out) / f"metrics_{a.split}.json", Path(out) / f"confusion_{a.split}.png") if f.exists()]
     print(f"written: {', '.join(map(str, written))}")
@@ -124,13 +126,13 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
         check_video_options(a.source, per_image=[f"--{o}" for o in ("save", "confidence", "areas") if getattr(a, o)])
         res = predict_video(a.model, a.source, a.out, mode=a.video or "overlay", device=a.device,
-                            progress=not a.quiet, flip=a.flip, **tiling, **({"scales": a.scales} if a.scales else {}))
+                            progress=not a.quiet, flip=a.flip, half=a.half, **tiling, **({"scales": a.scales} if a.scales else {}))
         print(f"video written: {res.path} ({res.frames} frames at {res.fps:.1f} fps)")
         return 0
     kinds = set(a.save or ("labels", "color", "overlay")) | ({"confidence"} if a.confidence else set())
     files = predict(a.model, a.source, a.out, flip=a.flip, device=a.device, progress=not a.quiet,
                     **tiling, scales=a.scales, **save_flags(kinds), areas_csv="areas.csv" if a.areas else None,
-                    video=a.video)
+                    video=a.video, half=a.half)
     print(f"{len(files)} file{'' if len(files) == 1 else 's'} written to {a.out}")
     return 0
 
@@ -202,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     v.add_argument("--max-images", type=int)
     v.add_argument("--device", default="auto")
+    v.add_argument("--half", action="store_true", help=HALF_HELP)
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_val)
 
@@ -225,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for a video source: what the output video shows (default overlay; labels: class "
                         "indices, lossless .mkv)")
     r.add_argument("--device", default="auto")
+    r.add_argument("--half", action="store_true", help=HALF_HELP)
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_predict)
 

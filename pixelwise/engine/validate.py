@@ -20,9 +20,9 @@ from pixelwise.runtime.backends import is_exported
 
 def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: str | Path | None = None,
         device: str = "auto", flip: bool = False, max_images: int | None = None,
-        progress: bool = True) -> SegMetrics:
+        progress: bool = True, half: bool = False) -> SegMetrics:
     """Evaluate a checkpoint, a ``Segmenter`` or an exported ``.onnx``/OpenVINO ``.xml`` model on a
-    dataset split; writes ``metrics_<split>.json`` and ``confusion_<split>.png`` when ``out_dir``
+    dataset split (``half``: a checkpoint in fp16, for GPUs); writes ``metrics_<split>.json`` and ``confusion_<split>.png`` when ``out_dir``
     is given (the plot needs matplotlib, which runtime-only installs may lack: then it is skipped).
 
     ``data`` defaults to the dataset the model was trained on (recorded in it).
@@ -32,6 +32,10 @@ def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: 
         raise ConfigError(f"--max-images {max_images}: metrics of no image are undefined.",
                           fix="pass 1 or more, or leave it out to score the whole split")
     if is_exported(model):  # scored through the torch-free runtime: this checks the export itself
+        if half:
+            raise ConfigError(f"--half applies to checkpoints; {model} is an exported model, whose precision "
+                              "was chosen at export.", fix="score a half-precision export (pixelwise export "
+                              "MODEL --fp16), or drop --half")
         from pixelwise.runtime.evaluate import evaluate_onnx
 
         metrics = evaluate_onnx(model, data, split=split, flip=flip, max_images=max_images, progress=progress,
@@ -42,7 +46,7 @@ def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: 
         from pixelwise.engine.evaluator import evaluate_checkpoint
 
         metrics = evaluate_checkpoint(model, data, split=split, device=device, flip=flip,
-                                      max_images=max_images, progress=progress)
+                                      max_images=max_images, progress=progress, half=half)
     if len(metrics.names) == 2 and metrics.confusion[1].sum() == 0:  # n/a in the table: say the likely why
         from pixelwise.data.samples import binary_convert_fix
 

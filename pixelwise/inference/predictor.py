@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.engine.checkpoint import load_checkpoint, load_model_weights
-from pixelwise.errors import CheckpointError, DatasetError
+from pixelwise.errors import CheckpointError, ConfigError, DatasetError
 from pixelwise.runtime.imageio import load_input
 from pixelwise.runtime.predictor import Prediction
 from pixelwise.runtime.tiling import check_options, checked_scales
@@ -33,10 +34,16 @@ class Segmenter(DrawMixin):
 
     def __init__(self, model: torch.nn.Module, names: list[str], colors: list[tuple[int, int, int]],
                  ignore_index: int = 255, device: torch.device | str = "cpu",
-                 dataset: dict[str, Any] | None = None, checkpoint: Path | None = None):
+                 dataset: dict[str, Any] | None = None, checkpoint: Path | None = None, half: bool = False):
         self.device = torch.device(device) if isinstance(device, str) else device
-        self.model = model.to(self.device).eval()
-        self.channels_last = self.device.type == "cpu"
+        # half: fp16 weights and compute, for GPUs (labels 99.94% equal to fp32 on CamVid val; on an
+        # H200 2.51 ms per image at batch 1 against 3.68, see BENCHMARKS.md). Probabilities stay fp32.
+        self.dtype = torch.float16 if half else torch.float32
+        if half and self.device.type == "cpu":  # load() refuses this; allowed here for tests of the fp16 path
+            warnings.warn("half precision on the CPU is far slower than fp32 (about 70x on CamVid images)",
+                          stacklevel=2)
+        self.model = model.to(self.device, self.dtype).eval()
+        self.channels_last = self.device.type == "cpu" or half  # NHWC: what fp16 tensor-core convs want
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.names, self.colors, self.ignore_index = list(names), [tuple(c) for c in colors], ignore_index
@@ -44,8 +51,14 @@ class Segmenter(DrawMixin):
         self.checkpoint = checkpoint
 
     @classmethod
-    def load(cls, checkpoint: str | Path, device: str = "auto") -> "Segmenter":
+    def load(cls, checkpoint: str | Path, device: str = "auto", half: bool = False) -> "Segmenter":
+        """The checkpoint's model, BatchNorm folded, on ``device`` (``half``: in fp16, for GPUs)."""
         path = Path(checkpoint)
+        device = select_device(device)
+        if half and device.type == "cpu":
+            raise ConfigError(f"--half needs a GPU, and {path} would be loaded on the CPU, where fp16 runs about "
+                              "70x slower than fp32.", fix="drop --half; for a faster CPU model, export it with "
+                              "--int8 and predict with the export")
         ckpt = load_checkpoint(path)
         if "model_spec" not in ckpt or "model" not in ckpt:
             raise CheckpointError(f"{path} holds no model.", path=path, fix="use best.pt or last.pt")
@@ -55,13 +68,13 @@ class Segmenter(DrawMixin):
         model, _ = fold_batchnorm(model.eval(), torch.randn(1, 3, 2 * model.stride, 3 * model.stride))
         ds = ckpt.get("dataset", {})
         return cls(model, ds.get("names", [str(i) for i in range(model.num_classes)]),
-                   ds.get("colors") or [], ds.get("ignore_index", 255), select_device(device),
-                   ds.get("description"), path)
+                   ds.get("colors") or [], ds.get("ignore_index", 255), device,
+                   ds.get("description"), path, half=half)
 
     def __repr__(self) -> str:
         arch = getattr(self.model, "spec", {}) or {}
         return (f"Segmenter({str(self.checkpoint)!r}, arch={arch.get('arch', '?')}, encoder={arch.get('encoder', '?')}, "
-                f"device={self.device}, classes={self.num_classes})")
+                f"device={self.device}{', half' if self.dtype == torch.float16 else ''}, classes={self.num_classes})")
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -81,18 +94,21 @@ class Segmenter(DrawMixin):
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
     def logits(self, image: np.ndarray, flip: bool = False) -> torch.Tensor:
-        """1xCxHxW logits for an HxWx3 uint8 RGB array (any size)."""
-        from pixelwise.engine.evaluator import normalize_batch
-
+        """1xCxHxW float32 logits for an HxWx3 uint8 RGB array (any size)."""
         chw = np.ascontiguousarray(image.transpose(2, 0, 1))
         if not chw.flags.writeable:  # e.g. a 1x1 resize for a TTA scale: Pillow's read-only buffer, no copy made
             chw = chw.copy()
-        x = torch.from_numpy(chw)[None]
-        x = normalize_batch(x, self.model.mean, self.model.std, self.device, self.channels_last)
+        x = self.to_input(torch.from_numpy(chw)[None])
         out = self.model(x)
         if flip:
             out = (out + self.model(x.flip(-1)).flip(-1)) / 2
-        return out
+        return out.float()
+
+    def to_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 NCHW -> the model's input: normalised, on its device, in its dtype and layout."""
+        from pixelwise.engine.evaluator import normalize_batch
+
+        return normalize_batch(images, self.model.mean, self.model.std, self.device, self.channels_last, self.dtype)
 
     def check_options(self, probabilities: bool = False, scales: Sequence[float] | None = None,
                       tile: int | None = None, overlap: int | None = None, batch: int = 4, flip: bool = False,

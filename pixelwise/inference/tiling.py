@@ -17,10 +17,7 @@ from pixelwise.runtime.tiling import lowres_blend_exact, tiled_labels, tiled_lab
 def _tile_logits(seg: Any, net: Any, tiles: np.ndarray, flip: bool, valid: Any = ()) -> np.ndarray:
     """``net`` on a batch of uint8 NxHxWx3 tiles, normalised as the model expects; the part of each
     tile outside ``valid`` (rows, cols) is zero after normalisation, as the model's own padding."""
-    from pixelwise.engine.evaluator import normalize_batch
-
-    x = torch.from_numpy(np.ascontiguousarray(tiles.transpose(0, 3, 1, 2)))
-    x = normalize_batch(x, seg.model.mean, seg.model.std, seg.device, seg.channels_last)
+    x = seg.to_input(torch.from_numpy(np.ascontiguousarray(tiles.transpose(0, 3, 1, 2))))
     for k, (vh, vw) in enumerate(valid):
         x[k, :, vh:] = 0
         x[k, :, :, vw:] = 0
@@ -41,7 +38,7 @@ def logits_stride(seg: Any) -> int | None:
     model = seg.model
     s = model.stride
     with torch.no_grad():
-        x = torch.zeros(1, 3, 2 * s, 2 * s, device=seg.device)
+        x = torch.zeros(1, 3, 2 * s, 2 * s, device=seg.device, dtype=seg.dtype)
         h = model.decoder(model.encoder(x)).shape[-2]
     f = 2 * s // h if h and (2 * s) % h == 0 else 0
     return f if f >= 2 and f % 2 == 0 and s % f == 0 else None

@@ -42,14 +42,15 @@ def video_output(out: str | Path, source: str | Path, mode: str) -> Path:
 
 
 def predict_video(model: Any, source: str | Path, out: str | Path = "runs/predict", mode: str = "overlay",
-                  device: str = "auto", progress: bool = True, **predict_kw: Any) -> VideoResult:
-    """The ``predict`` verb for one video file: ``model`` a checkpoint, an export or a predictor;
-    ``out`` a video file name or a folder (``video_output``); ``predict_kw`` flip, scales, tile..."""
+                  device: str = "auto", progress: bool = True, half: bool = False, **predict_kw: Any) -> VideoResult:
+    """The ``predict`` verb for one video file: ``model`` a checkpoint, an export or a predictor
+    (``half``: a checkpoint in fp16, for GPUs); ``out`` a video file name or a folder
+    (``video_output``); ``predict_kw`` flip, scales, tile..."""
     from pixelwise.runtime.batch import load_predictor
 
     if mode not in CODECS:
         raise DatasetError(f"Unknown video mode '{mode}'.", fix="use overlay, color or labels")
-    return segment_video(load_predictor(model, device), source, video_output(out, source, mode), mode=mode,
+    return segment_video(load_predictor(model, device, half), source, video_output(out, source, mode), mode=mode,
                          progress=progress, **predict_kw)
 
 

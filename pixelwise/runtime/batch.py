@@ -164,11 +164,18 @@ def progress_bar(items: Iterable[Any], total: int, desc: str, enabled: bool = Tr
         yield item
 
 
-def load_predictor(model: Any, device: str = "auto") -> Any:
+def load_predictor(model: Any, device: str = "auto", half: bool = False) -> Any:
     """A model path -> its predictor: ``RuntimeSegmenter`` for exported ``.onnx``/``.xml`` files
-    (torch-free), the PyTorch ``Segmenter`` for checkpoints; predictor objects pass through."""
+    (torch-free), the PyTorch ``Segmenter`` for checkpoints (``half``: in fp16, for GPUs);
+    predictor objects pass through."""
     from pixelwise.runtime.backends import is_exported
 
+    if half and (not isinstance(model, (str, Path)) or is_exported(model)):
+        what = f"{model} is an exported model, whose precision was chosen at export" if isinstance(
+            model, (str, Path)) else "a predictor object is already loaded"
+        raise ConfigError(f"--half applies to checkpoints; {what}.",
+                          fix="use a half-precision export (pixelwise export MODEL --fp16) or "
+                              "Segmenter.load(CHECKPOINT, half=True), or drop --half")
     if not isinstance(model, (str, Path)):
         return model
     if is_exported(model):
@@ -182,7 +189,7 @@ def load_predictor(model: Any, device: str = "auto") -> Any:
     from pixelwise.utils import set_threads
 
     set_threads()
-    return Segmenter.load(model, device=device)
+    return Segmenter.load(model, device=device, half=half)
 
 
 def is_video_source(source: str | Path) -> bool:
@@ -208,7 +215,7 @@ def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict"
             save_color: bool = True, save_overlay: bool = True, flip: bool = False, device: str = "auto",
             progress: bool = True, tile: int | None = None, overlap: int | None = None,
             scales: Sequence[float] | None = None, save_confidence: bool = False,
-            areas_csv: str | None = None, video: str | None = None) -> list[Path]:
+            areas_csv: str | None = None, video: str | None = None, half: bool = False) -> list[Path]:
     """Predict every image of a file, folder or glob; write ``<stem>_labels.png`` (class ids),
     ``<stem>_color.png`` and ``<stem>_overlay.png`` into ``out_dir`` (and ``<stem>_confidence.png``,
     a CSV of class areas, when asked). ``tile``: sliding-window mode for images far larger than
@@ -219,7 +226,7 @@ def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict"
     the list holds that one file.
 
     ``model``: a checkpoint, a predictor, or an exported ``.onnx``/OpenVINO ``.xml`` (then the
-    torch-free runtime predicts, and PyTorch is not imported)."""
+    torch-free runtime predicts, and PyTorch is not imported); ``half``: a checkpoint in fp16, for GPUs."""
     kw: dict[str, Any] = {"flip": flip}
     if tile is not None or overlap is not None:  # an overlap without a tile is refused, not dropped
         kw.update(tile=tile, overlap=overlap)
@@ -233,8 +240,8 @@ def predict(model: Any, source: str | Path, out_dir: str | Path = "runs/predict"
         from pixelwise.inference.video import predict_video  # numpy + OpenCV: no torch for an export
 
         return [predict_video(model, source, out_dir, mode=video or "overlay", device=device, progress=progress,
-                              **kw).path]
-    return predict_folder(load_predictor(model, device), source, out_dir, save_labels=save_labels,
+                              half=half, **kw).path]
+    return predict_folder(load_predictor(model, device, half), source, out_dir, save_labels=save_labels,
                           save_color=save_color, save_overlay=save_overlay, progress=progress,
                           save_confidence=save_confidence, areas_csv=areas_csv, **kw)
 
