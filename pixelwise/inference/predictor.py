@@ -36,8 +36,9 @@ class Segmenter(DrawMixin):
                  ignore_index: int = 255, device: torch.device | str = "cpu",
                  dataset: dict[str, Any] | None = None, checkpoint: Path | None = None, half: bool = False):
         self.device = torch.device(device) if isinstance(device, str) else device
-        # half: fp16 weights and compute, for GPUs (labels 99.94% equal to fp32 on CamVid val; on an
-        # H200 2.51 ms per image at batch 1 against 3.68, see BENCHMARKS.md). Probabilities stay fp32.
+        # half: fp16 weights and compute, for GPUs: half the GPU memory (an 8000x8000 image whole on an
+        # H200: 4.5 GB against 9.0), labels 99.94% equal to fp32 on CamVid val; per-image time is the
+        # host's there, 5-6 ms either way (BENCHMARKS.md). Probabilities stay fp32.
         self.dtype = torch.float16 if half else torch.float32
         if half and self.device.type == "cpu":  # load() refuses this; allowed here for tests of the fp16 path
             warnings.warn("half precision on the CPU is far slower than fp32 (about 70x on CamVid images)",
