@@ -37,7 +37,9 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]], align: str) -
 
 
 def write_lines(path: Path, lines: Sequence[str]) -> None:
-    """One results file: the lines, newline-terminated."""
+    """One results file: the lines, newline-terminated (its folder made if missing: a run's
+    figures must not be lost at the last step)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + "\n")
 
 

@@ -10,6 +10,7 @@ from tqdm import tqdm
 from pixelwise.data.dataset import SegmentationDataset
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.engine.metrics import ConfusionMatrix, SegMetrics
+from pixelwise.errors import ConfigError
 
 
 def normalize_batch(images: torch.Tensor, mean, std, device: torch.device,
@@ -53,6 +54,10 @@ def evaluate_checkpoint(model: str | Path | Any, data: str | Path | DatasetSpec 
     from pixelwise.utils import set_threads
 
     set_threads()
+    if half and isinstance(model, Segmenter):
+        raise ConfigError("half applies to checkpoints loaded for this evaluation; a Segmenter object is "
+                          "already loaded in its own precision.",
+                          fix="pass the checkpoint path with half=True, or Segmenter.load(CHECKPOINT, half=True)")
     seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device, half=half)
     if data is None:
         data = seg.dataset_record()

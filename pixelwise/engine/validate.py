@@ -54,17 +54,20 @@ def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: 
                       f"IoU is n/a. If {binary_convert_fix(data if isinstance(data, (str, Path)) else None)}.",
                       stacklevel=2)
     if out_dir is not None:
+        half = half or str(getattr(model, "dtype", "")) == "torch.float16"  # a Segmenter loaded with half
         write_results(metrics, Path(out_dir), split, str(getattr(model, "checkpoint", model)),
-                      seconds=time.time() - t0, flip=flip)
+                      seconds=time.time() - t0, flip=flip, half=half)
     return metrics
 
 
-def write_results(metrics: SegMetrics, out: Path, split: str, model: str, seconds: float, flip: bool) -> None:
+def write_results(metrics: SegMetrics, out: Path, split: str, model: str, seconds: float, flip: bool,
+                  half: bool = False) -> None:
     from pixelwise.data.io import atomic_write_bytes
 
     out.mkdir(parents=True, exist_ok=True)
     record = metrics.to_dict()
-    record.update(split=split, images=metrics.images, model=model, seconds=round(seconds, 2), flip_tta=flip)
+    record.update(split=split, images=metrics.images, model=model, seconds=round(seconds, 2), flip_tta=flip,
+                  half=half)
     atomic_write_bytes(out / f"metrics_{split}.json", json.dumps(record, indent=2).encode())
     try:
         from pixelwise.engine.plots import plot_confusion

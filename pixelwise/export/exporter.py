@@ -137,8 +137,17 @@ def _check_options(seg, imgsz: Sequence[int] | None, calib_images: int, min_agre
 def _load(model: Any):
     from pixelwise.inference.predictor import Segmenter
 
-    seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device="cpu")
-    return seg
+    if not isinstance(model, Segmenter):
+        return Segmenter.load(model, device="cpu")
+    if getattr(model, "dtype", torch.float32) != torch.float32:  # its weights are rounded already
+        raise ExportError("This Segmenter was loaded with half=True: its weights are rounded to fp16, and an "
+                          "export of them would claim to be the checkpoint's fp32 model.",
+                          fix="export the checkpoint file, or a Segmenter loaded without half; "
+                              "--fp16 makes a half-precision export")
+    if model.device.type != "cpu":  # exported and verified on the CPU; the caller's GPU model stays as it is
+        return Segmenter(copy.deepcopy(model.model).cpu(), model.names, model.colors, model.ignore_index, "cpu",
+                         model._dataset, model.checkpoint)
+    return model
 
 
 def _metadata(seg, pipeline: bool, precision: str, imgsz, outputs, input_name, output_names) -> ExportMetadata:

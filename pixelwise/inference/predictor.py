@@ -28,7 +28,8 @@ from pixelwise.utils import select_device
 
 
 class Segmenter(DrawMixin):
-    """Predicts with a PyTorch checkpoint. Its prediction surface (``predict``, ``predict_many``,
+    """Predicts with a PyTorch checkpoint. The constructor moves (and with ``half`` casts) the
+    module it is given in place, as ``nn.Module.to`` does; ``load`` builds its own. Its prediction surface (``predict``, ``predict_many``,
     ``overlay``, ``colorize``, ``names``, ``colors``, ``num_classes``, ``check_options``) is
     ``RuntimeSegmenter``'s, with the same arguments and outputs; ``logits`` returns a tensor here."""
 
@@ -55,12 +56,12 @@ class Segmenter(DrawMixin):
     def load(cls, checkpoint: str | Path, device: str = "auto", half: bool = False) -> "Segmenter":
         """The checkpoint's model, BatchNorm folded, on ``device`` (``half``: in fp16, for GPUs)."""
         path = Path(checkpoint)
+        ckpt = load_checkpoint(path)
         device = select_device(device)
         if half and device.type == "cpu":
-            raise ConfigError(f"--half needs a GPU, and {path} would be loaded on the CPU, where fp16 runs about "
-                              "70x slower than fp32.", fix="drop --half; for a faster CPU model, export it with "
-                              "--int8 and predict with the export")
-        ckpt = load_checkpoint(path)
+            raise ConfigError(f"half precision (--half) needs a GPU, and {path} would be loaded on the CPU, where "
+                              "fp16 runs about 70x slower than fp32.", fix="drop --half; for a faster CPU model, "
+                              "export it with --int8 and predict with the export")
         if "model_spec" not in ckpt or "model" not in ckpt:
             raise CheckpointError(f"{path} holds no model.", path=path, fix="use best.pt or last.pt")
         model = build_from_spec(ckpt["model_spec"])
@@ -68,9 +69,17 @@ class Segmenter(DrawMixin):
         # Inference only: BatchNorm folded into the convs (1.65x faster eager on a CPU; checked).
         model, _ = fold_batchnorm(model.eval(), torch.randn(1, 3, 2 * model.stride, 3 * model.stride))
         ds = ckpt.get("dataset", {})
-        return cls(model, ds.get("names", [str(i) for i in range(model.num_classes)]),
-                   ds.get("colors") or [], ds.get("ignore_index", 255), device,
-                   ds.get("description"), path, half=half)
+        seg = cls(model, ds.get("names", [str(i) for i in range(model.num_classes)]),
+                  ds.get("colors") or [], ds.get("ignore_index", 255), device,
+                  ds.get("description"), path, half=half)
+        if half:  # folded BatchNorm can scale weights past fp16's range: say so now, not as NaN labels
+            with torch.no_grad():
+                probe = seg.model(torch.randn(1, 3, 4 * model.stride, 4 * model.stride, device=device,
+                                              dtype=seg.dtype).contiguous(memory_format=torch.channels_last))
+            if not torch.isfinite(probe).all():
+                raise ConfigError(f"{path} overflows in half precision (its fp16 logits are not finite).",
+                                  fix="drop --half")
+        return seg
 
     def __repr__(self) -> str:
         arch = getattr(self.model, "spec", {}) or {}

@@ -62,12 +62,34 @@ def test_half_refused_on_cpu_for_exports_and_loaded_predictors(tiny_run, onnx_mo
     from pixelwise.engine.validate import val
     from pixelwise.runtime.batch import load_predictor
 
-    with pytest.raises(ConfigError, match="--half needs a GPU"):
+    with pytest.raises(ConfigError, match="needs a GPU"):
         Segmenter.load(tiny_run.best, device="cpu", half=True)
     for call in (lambda: load_predictor(onnx_model, half=True), lambda: load_predictor(pair[0], half=True),
                  lambda: val(onnx_model, half=True, progress=False)):
         with pytest.raises(ConfigError, match="--half applies to checkpoints"):
             call()
+    with pytest.raises(ConfigError, match="already loaded in its own precision"):  # was scored in fp32, silently
+        val(pair[0], half=True, progress=False)
+
+
+def test_half_segmenter_is_not_exported_as_fp32(pair, tmp_path):
+    """Its weights are rounded to fp16: the export would have claimed to be the checkpoint's fp32
+    model (and the verification cast the caller's model back to fp32 in place)."""
+    from pixelwise.export import ExportError, export
+
+    with pytest.raises(ExportError, match="half=True"):
+        export(pair[1], "onnx", tmp_path / "m.onnx")
+    assert next(pair[1].model.parameters()).dtype == torch.float16 and not (tmp_path / "m.onnx").exists()
+
+
+def test_metrics_record_half(pair, tiny_dataset, tmp_path):
+    import json
+
+    from pixelwise.engine.validate import val
+
+    for seg, name in zip(pair, ("full", "half")):
+        val(seg, tiny_dataset, progress=False, out_dir=tmp_path / name)
+    assert [json.loads((tmp_path / n / "metrics_val.json").read_text())["half"] for n in ("full", "half")] == [False, True]
 
 
 def test_cli_half_is_one_line_errors(tiny_run, tiny_dataset, onnx_model, tmp_path):
