@@ -5,7 +5,6 @@ through the constructor, which allows it."""
 import copy
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
