@@ -126,7 +126,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
         check_video_options(a.source, per_image=[f"--{o}" for o in ("save", "confidence", "areas") if getattr(a, o)])
         res = predict_video(a.model, a.source, a.out, mode=a.video or "overlay", device=a.device,
-                            progress=not a.quiet, flip=a.flip, half=a.half, **tiling, **({"scales": a.scales} if a.scales else {}))
+                            progress=not a.quiet, flip=a.flip, half=a.half, **tiling,
+                            **({"scales": a.scales} if a.scales else {}))
         print(f"video written: {res.path} ({res.frames} frames at {res.fps:.1f} fps)")
         return 0
     kinds = set(a.save or ("labels", "color", "overlay")) | ({"confidence"} if a.confidence else set())

@@ -22,8 +22,9 @@ def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: 
         device: str = "auto", flip: bool = False, max_images: int | None = None,
         progress: bool = True, half: bool = False) -> SegMetrics:
     """Evaluate a checkpoint, a ``Segmenter`` or an exported ``.onnx``/OpenVINO ``.xml`` model on a
-    dataset split (``half``: a checkpoint in fp16, for GPUs); writes ``metrics_<split>.json`` and ``confusion_<split>.png`` when ``out_dir``
-    is given (the plot needs matplotlib, which runtime-only installs may lack: then it is skipped).
+    dataset split (``half``: a checkpoint in fp16, for GPUs); writes ``metrics_<split>.json`` and
+    ``confusion_<split>.png`` when ``out_dir`` is given (the plot needs matplotlib, which
+    runtime-only installs may lack: then it is skipped).
 
     ``data`` defaults to the dataset the model was trained on (recorded in it).
     """

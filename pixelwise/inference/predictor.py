@@ -28,10 +28,11 @@ from pixelwise.utils import select_device
 
 
 class Segmenter(DrawMixin):
-    """Predicts with a PyTorch checkpoint. The constructor moves (and with ``half`` casts) the
-    module it is given in place, as ``nn.Module.to`` does; ``load`` builds its own. Its prediction surface (``predict``, ``predict_many``,
+    """Predicts with a PyTorch checkpoint. Its prediction surface (``predict``, ``predict_many``,
     ``overlay``, ``colorize``, ``names``, ``colors``, ``num_classes``, ``check_options``) is
-    ``RuntimeSegmenter``'s, with the same arguments and outputs; ``logits`` returns a tensor here."""
+    ``RuntimeSegmenter``'s, with the same arguments and outputs; ``logits`` returns a tensor here.
+    The constructor moves (and with ``half`` casts) the module it is given in place, as
+    ``nn.Module.to`` does; ``load`` builds its own."""
 
     def __init__(self, model: torch.nn.Module, names: list[str], colors: list[tuple[int, int, int]],
                  ignore_index: int = 255, device: torch.device | str = "cpu",
@@ -73,9 +74,10 @@ class Segmenter(DrawMixin):
                   ds.get("colors") or [], ds.get("ignore_index", 255), device,
                   ds.get("description"), path, half=half)
         if half:  # folded BatchNorm can scale weights past fp16's range: say so now, not as NaN labels
+            side = 4 * model.stride  # a ramp over the range of normalised images; no RNG state touched
+            ramp = torch.linspace(-2.5, 2.5, 3 * side * side, device=device).view(1, 3, side, side)
             with torch.no_grad():
-                probe = seg.model(torch.randn(1, 3, 4 * model.stride, 4 * model.stride, device=device,
-                                              dtype=seg.dtype).contiguous(memory_format=torch.channels_last))
+                probe = seg.model(ramp.to(seg.dtype).contiguous(memory_format=torch.channels_last))
             if not torch.isfinite(probe).all():
                 raise ConfigError(f"{path} overflows in half precision (its fp16 logits are not finite).",
                                   fix="drop --half")
