@@ -316,7 +316,7 @@ def write_markdown(res: dict, path: Path) -> None:
     lines = [*section("GPU inference", f"{env['device']}; torch {env['torch']}, CUDA {env['cuda']}, cuDNN {env['cudnn']}",
                       f"- **Input:** {h}x{w}, normalised batch already on the device -> label map at the input size",
                       "- **Matrix products (TFLOP/s, 8192^3):** " + ", ".join(f"{k} {v}" for k, v in res["gemm_tflops"].items())),
-             *table(["model", "form", "batch", "ms / image", "images / s", "set-up s"],
+             *table(["model", "form", "batch", "ms / image", "images / s", "set-up + timing s"],
                     ([r["model"], r["form"], r["batch"], f"{r['ms_per_image']:.3f}", r["images_per_s"], r["setup_s"]]
                      for r in res["rows"]), "llrrrr")]
     if res.get("agreement"):

@@ -40,7 +40,7 @@ class Segmenter(DrawMixin):
         self.device = torch.device(device) if isinstance(device, str) else device
         # half: fp16 weights and compute, for GPUs: half the GPU memory (an 8000x8000 image whole on an
         # H200: 4.5 GB against 9.0), labels 99.94% equal to fp32 on CamVid val; per-image time is the
-        # host's there, 5-6 ms either way (BENCHMARKS.md). Probabilities stay fp32.
+        # host's there, 4-6.5 ms either way (BENCHMARKS.md). Probabilities stay fp32.
         self.dtype = torch.float16 if half else torch.float32
         if half and self.device.type == "cpu":  # load() refuses this; allowed here for tests of the fp16 path
             warnings.warn("half precision on the CPU is far slower than fp32 (about 70x on CamVid images)",
