@@ -1,9 +1,11 @@
-"""The PyTorch predictor on a GPU, fp32 against ``half`` (fp16) -> benchmarks/results/gpu_predict.md
+"""The PyTorch predictor on a GPU, fp32 against ``half`` (fp16), each with and without CUDA graphs
+-> benchmarks/results/gpu_predict.md
 
 What users get from ``pixelwise val`` / ``pixelwise predict --device cuda [--half]``, measured end to
 end, per precision:
 
-- val mIoU of the checkpoint on the dataset's val split (``evaluate_checkpoint``), and its time;
+- val mIoU of the checkpoint on the dataset's val split (``evaluate_checkpoint``, which runs the
+  network eagerly: CUDA graphs serve ``predict``), and its time;
 - ``Segmenter.predict`` on every val image held in memory as uint8 HxWx3: host -> GPU,
   normalisation, network, arg-max, label map back in host memory; median of three passes after
   a warm-up, and the share of pixels whose label equals the fp32 predictor's;
@@ -97,9 +99,11 @@ def main() -> int:
                  "size": list(images[0].shape[:2]), "big": big_side, "tile": a.tile, "rows": []}
     print(env, flush=True)
     reference: list[np.ndarray] = []
-    for half in (False, True) if device.type == "cuda" else (False,):  # half is refused on a CPU
-        seg = Segmenter.load(a.checkpoint, device=a.device, half=half)
-        row: dict = {"precision": "fp16 (half)" if half else "fp32"}
+    forms = [("fp32", False, False), ("fp32 + CUDA graphs", False, True), ("fp16 (half)", True, False),
+             ("fp16 + CUDA graphs", True, True)]
+    for name, half, graphs in forms if device.type == "cuda" else forms[:1]:  # half is refused on a CPU
+        seg = Segmenter.load(a.checkpoint, device=a.device, half=half, cuda_graphs=graphs)
+        row: dict = {"precision": name}
         evaluate_checkpoint(seg, spec, split="val", progress=False, max_images=2)  # warm-up: kernel choice
         t = time.perf_counter()
         m = evaluate_checkpoint(seg, spec, split="val", progress=False, max_images=len(images))
@@ -113,7 +117,7 @@ def main() -> int:
             passes.append(time.perf_counter() - t)
         sec = statistics.median(passes) / len(images)
         row.update(predict_ms=round(sec * 1000, 3), images_per_s=round(1 / sec, 1))
-        if half:
+        if reference:
             same = sum(int((x == y).sum()) for x, y in zip(labels, reference))
             row["equal_to_fp32"] = round(same / sum(x.size for x in reference), 6)
         else:
@@ -155,7 +159,7 @@ def write_markdown(res: dict, path: Path) -> None:
                      r["images_per_s"], f"{r['equal_to_fp32'] * 100:.3f}%" if "equal_to_fp32" in r else "(reference)",
                      *run(r["tiled"]), *run(r["whole"]),
                      f"{r['tiled_vs_whole_equal'] * 100:.3f}%" if "tiled_vs_whole_equal" in r else "-"])
-    lines = [*section("GPU predictor (PyTorch, fp32 and --half)",
+    lines = [*section("GPU predictor (PyTorch, fp32 and --half, CUDA graphs)",
                       f"{env['device']}; torch {env['torch']}, CUDA {env['cuda']}",
                       f"- **Model:** `{res['checkpoint']}`; {res['images']} val images of {h}x{w}",
                       "- **predict:** `Segmenter.predict` per image, uint8 image in host memory -> label map in "
@@ -163,8 +167,9 @@ def write_markdown(res: dict, path: Path) -> None:
                       f"- **Large image:** {big}x{big}, tiled ({res['tile']} px tiles, batch 8) and whole; "
                       "seconds of the second prediction (of the first, which pays for cuDNN's choice of "
                       "kernels for new input shapes)",
-                      "- **val s:** after a 2-image warm-up; includes reading and decoding the images"),
-             *table(["precision", "val mIoU", "val s", "predict ms / image", "images / s", "labels = fp32",
+                      "- **val s:** after a 2-image warm-up; includes reading and decoding the images; "
+                      "val runs the network eagerly (CUDA graphs serve predict)"),
+             *table(["form", "val mIoU", "val s", "predict ms / image", "images / s", "labels = fp32",
                      f"{big}² tiled s", "tiled peak GPU MB", f"{big}² whole s", "whole peak GPU MB",
                      "tiled = whole"],
                     rows, "lrrrrrrrrrr")]

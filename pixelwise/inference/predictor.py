@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +36,8 @@ class Segmenter(DrawMixin):
 
     def __init__(self, model: torch.nn.Module, names: list[str], colors: list[tuple[int, int, int]],
                  ignore_index: int = 255, device: torch.device | str = "cpu",
-                 dataset: dict[str, Any] | None = None, checkpoint: Path | None = None, half: bool = False):
+                 dataset: dict[str, Any] | None = None, checkpoint: Path | None = None, half: bool = False,
+                 cuda_graphs: bool = True):
         self.device = torch.device(device) if isinstance(device, str) else device
         # half: fp16 weights and compute, for GPUs: half the GPU memory (an 8000x8000 image whole on an
         # H200: 4.5 GB against 9.0), labels 99.94% equal to fp32 on CamVid val; per-image time is the
@@ -49,13 +50,24 @@ class Segmenter(DrawMixin):
         self.channels_last = self.device.type == "cpu" or half  # NHWC: what fp16 tensor-core convs want
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        # The network as predict calls it: on a GPU replayed from CUDA graphs per input shape
+        # (graphs.py), whole (logits) and up to the decoder's stride (tiles blended at that stride).
+        net = self.model
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = net
+        self.lowres_forward: Callable[[torch.Tensor], torch.Tensor] = lambda x: net.decoder(net.encoder(x))
+        if cuda_graphs and self.device.type == "cuda":
+            from pixelwise.inference.graphs import GraphedForward
+
+            self.forward, self.lowres_forward = GraphedForward(self.forward), GraphedForward(self.lowres_forward)
         self.names, self.colors, self.ignore_index = list(names), [tuple(c) for c in colors], ignore_index
         self._dataset = dataset or {}
         self.checkpoint = checkpoint
 
     @classmethod
-    def load(cls, checkpoint: str | Path, device: str = "auto", half: bool = False) -> "Segmenter":
-        """The checkpoint's model, BatchNorm folded, on ``device`` (``half``: in fp16, for GPUs)."""
+    def load(cls, checkpoint: str | Path, device: str = "auto", half: bool = False,
+             cuda_graphs: bool = True) -> "Segmenter":
+        """The checkpoint's model, BatchNorm folded, on ``device`` (``half``: in fp16, for GPUs;
+        ``cuda_graphs``: on a GPU, replay each input shape's forward from a CUDA graph)."""
         path = Path(checkpoint)
         ckpt = load_checkpoint(path)
         device = select_device(device)
@@ -72,7 +84,7 @@ class Segmenter(DrawMixin):
         ds = ckpt.get("dataset", {})
         seg = cls(model, ds.get("names", [str(i) for i in range(model.num_classes)]),
                   ds.get("colors") or [], ds.get("ignore_index", 255), device,
-                  ds.get("description"), path, half=half)
+                  ds.get("description"), path, half=half, cuda_graphs=cuda_graphs)
         if half:  # folded BatchNorm can scale weights past fp16's range: say so now, not as NaN labels
             side = 4 * model.stride  # a ramp over the range of normalised images; no RNG state touched
             ramp = torch.linspace(-2.5, 2.5, 3 * side * side, device=device).view(1, 3, side, side)
@@ -111,9 +123,9 @@ class Segmenter(DrawMixin):
         if not chw.flags.writeable:  # e.g. a 1x1 resize for a TTA scale: Pillow's read-only buffer, no copy made
             chw = chw.copy()
         x = self.to_input(torch.from_numpy(chw)[None])
-        out = self.model(x)
+        out = self.forward(x)
         if flip:
-            out = (out + self.model(x.flip(-1)).flip(-1)) / 2
+            out = (out + self.forward(x.flip(-1)).flip(-1)) / 2
         return out.float()
 
     def to_input(self, images: torch.Tensor) -> torch.Tensor:

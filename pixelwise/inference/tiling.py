@@ -28,8 +28,8 @@ def _tile_logits(seg: Any, net: Any, tiles: np.ndarray, flip: bool, valid: Any =
 
 
 def torch_scorer(seg: Any, flip: bool = False):
-    """uint8 NxHxWx3 tiles -> NxCxHxW float32 logits from ``seg.model``."""
-    return lambda tiles: _tile_logits(seg, seg.model, tiles, flip)
+    """uint8 NxHxWx3 tiles -> NxCxHxW float32 logits from ``seg.model`` (through ``seg.forward``)."""
+    return lambda tiles: _tile_logits(seg, seg.forward, tiles, flip)
 
 
 def logits_stride(seg: Any) -> int | None:
@@ -47,8 +47,7 @@ def logits_stride(seg: Any) -> int | None:
 def torch_lowres_scorer(seg: Any, flip: bool = False):
     """Tiles (sizes multiples of the encoder stride) and their (rows, cols) inside the image -> the
     decoder's stride-level logits."""
-    model = seg.model
-    return lambda tiles, valid: _tile_logits(seg, lambda x: model.decoder(model.encoder(x)), tiles, flip, valid)
+    return lambda tiles, valid: _tile_logits(seg, seg.lowres_forward, tiles, flip, valid)
 
 
 def tiled_predict(seg: Any, image: np.ndarray, tile: int = 512, overlap: int = 64, batch: int = 4,
