@@ -235,16 +235,26 @@ checkpoint was the one `make demo` wrote this session (61.98 val mIoU).
   (101 CamVid val images, full resolution).
 - **GEMM rates (8192^3):** fp32 51.2, TF32 356, fp16 756, bf16 779 TFLOP/s.
 
-- **The predictor end to end** (`gpu_predict.py`, section "GPU predictor" below; new option
-  `--half` for checkpoints): `Segmenter.predict` on CamVid val images held in memory takes 4-6.5
-  ms per image in fp32 and in fp16. That is the host's work per call, not the GPU's, and it is
-  noisy. fp32 / fp16 took 5.85 / 4.08 ms in one call, on the code before the timing warm-ups were
-  added (that run is not kept), and 5.16 / 6.45 ms in the next. fp16 halves the GPU memory
-  (an 8000x8000 image predicted whole: 4.5 GB against 9.0 GB; in 1024-px tiles: 0.6 GB against
-  1.2 GB). The val mIoU is 61.99 against 61.98, with labels 99.94% equal. The first fp16 tiled
-  prediction paid a one-time set-up cost: 11.35 s against 1.65 s for the second prediction of the
-  8000x8000 image (fp32: 1.96 / 1.77 s). The cost probably comes from cuDNN choosing kernels for
-  each new fp16 shape, but this is not verified.
+- **The predictor end to end** (`gpu_predict.py`, section "GPU predictor" below):
+  `Segmenter.predict` on CamVid val images held in memory.
+  - **Eager:** 4-7 ms per image in fp32 and in fp16. That is the host launching kernels, not the
+    GPU, and it is noisy: fp32 / fp16 took 5.85 / 4.08 ms, 5.16 / 6.45 and 6.21 / 6.88 in three
+    calls. The first of these calls ran on the code before the timing warm-ups were added, and its
+    table is not kept.
+  - **CUDA graphs** (new, the predictor's default on a GPU; each input shape captured once,
+    `pixelwise/inference/graphs.py`): 1.89 ms fp32 and 1.79 ms fp16 per image, 3.3x the eager
+    predictor's speed, with labels identical to eager fp32 on all 101 images.
+  - **fp16** (new option `--half` for checkpoints) halves the GPU memory: an 8000x8000 image
+    predicted whole took 4.5 GB against 9.0 GB. The val mIoU is 61.99 against 61.98, with labels
+    99.94% equal.
+  - **Large images:** tiling the 8000x8000 image takes 1.8-2.1 s in every form; the CPU's
+    blending, not the GPU, sets that time. The first eager fp16 tiled prediction paid a one-time
+    set-up cost: 11.35 s and 12.13 s against 1.65 s and 2.00 s for the second, in two calls. The
+    likely cause is cuDNN choosing kernels for each new fp16 shape, but that is not verified.
+    With CUDA graphs the first prediction was not slower (2.11 s).
+  - **Memory with CUDA graphs:** the tiled peak read lower with graphs (442 MB fp32 against
+    1196). This figure is PyTorch's allocator statistic, and how it counts a graph's private
+    memory pool has not been checked.
 
 TensorRT and ONNX Runtime's CUDA provider are not on that machine. Their wheels cannot be carried
 there (no registry, over the 64 MiB a call carries), so CUDA graphs and `torch.compile` stand in

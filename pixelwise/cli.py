@@ -32,8 +32,8 @@ def size_arg(text: str) -> tuple[int, int]:
 
 
 OUTPUT_KINDS = ("labels", "color", "overlay", "confidence")
-HALF_HELP = ("fp16 weights and compute for a checkpoint, on a GPU: half the GPU memory, no faster per image "
-             "(host-bound), labels 99.94%% equal to fp32 on CamVid (refused on a CPU, where it ran about 70x "
+HALF_HELP = ("fp16 weights and compute for a checkpoint, on a GPU: half the GPU memory, no faster per image, "
+             "labels 99.94%% equal to fp32 on CamVid (refused on a CPU, where it ran about 70x "
              "slower)")
 
 

@@ -40,8 +40,8 @@ class Segmenter(DrawMixin):
                  cuda_graphs: bool = True):
         self.device = torch.device(device) if isinstance(device, str) else device
         # half: fp16 weights and compute, for GPUs: half the GPU memory (an 8000x8000 image whole on an
-        # H200: 4.5 GB against 9.0), labels 99.94% equal to fp32 on CamVid val; per-image time is the
-        # host's there, 4-6.5 ms either way (BENCHMARKS.md). Probabilities stay fp32.
+        # H200: 4.5 GB against 9.0), labels 99.94% equal to fp32 on CamVid val; per-image time is about
+        # the same (1.8-1.9 ms with CUDA graphs, 4-7 ms eager; BENCHMARKS.md). Probabilities stay fp32.
         self.dtype = torch.float16 if half else torch.float32
         if half and self.device.type == "cpu":  # load() refuses this; allowed here for tests of the fp16 path
             warnings.warn("half precision on the CPU is far slower than fp32 (about 70x on CamVid images)",
