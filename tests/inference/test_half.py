@@ -104,12 +104,3 @@ def test_cli_half_is_one_line_errors(tiny_run, tiny_dataset, onnx_model, tmp_pat
         assert r.returncode != 0 and "Traceback" not in r.stderr and says in r.stderr, r.stderr
     assert not (tmp_path / "p").exists() and not (tmp_path / "v").exists()
 
-
-def test_no_cuda_graphs_off_the_gpu(pair):
-    """CUDA graphs are for GPUs: on the CPU the predictor calls the network itself."""
-    from pixelwise.inference.graphs import GraphedForward
-
-    assert pair[0].forward is pair[0].model
-    x = torch.zeros(1, 3, 8, 8)
-    g = GraphedForward(lambda t: t + 1)
-    assert torch.equal(g(x), x + 1) and g.shapes == []
