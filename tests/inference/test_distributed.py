@@ -42,7 +42,7 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
                         "--save", "labels,overlay"],
                        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert r.returncode != 0 and "1 of" in r.stderr and "zz_corrupt.jpg" in r.stderr, r.stderr[-3000:]
-    assert r.stderr.count("pixelwise: error: [rank 0 of 2]") == 1  # rank 0's one line (torchrun adds its own report)
+    assert r.stderr.count("pixelwise: error: [rank 0 of 2]") == 1, r.stderr[-3000:]  # rank 0's one line (torchrun adds its own)
     (tmp_path / "in_the_way").write_text("a file where the output folder goes")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "pixelwise.inference.distributed", str(tiny_run.best), str(first),
@@ -50,7 +50,9 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
                        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     # torchrun prints its own ChildFailedError traceback; none comes from pixelwise's code
     assert r.returncode != 0 and str(ROOT / "pixelwise") not in r.stderr and "FileExistsError" not in r.stderr, r.stderr
-    assert r.stderr.count("a file is where a folder is needed") == 2 and "[rank 1 of 2]" in r.stderr
+    # each rank says it in one line; torchrun may stop the slower rank once the other has failed,
+    # before it gets there (while importing torch: then silently), so one such line is enough
+    assert "a file is where a folder is needed" in r.stderr and " of 2] " in r.stderr, r.stderr[-3000:]
     # One rank fails (a folder where its output goes) while the other waits in the gather: that one
     # printed the backend's 25-line traceback ("Connection closed by peer"); now one line.
     blocked = tmp_path / "blocked"
@@ -68,7 +70,7 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
     assert r.returncode != 0 and "[rank 1 of 2]" in r.stderr, r.stderr[-3000:]
     assert str(ROOT / "pixelwise") not in r.stderr, r.stderr[-3000:]  # no traceback through pixelwise's code
     # rank 0 either met the closed gather (one line) or was stopped by torchrun first (one line)
-    assert "[rank 0 of 2] Another process of this run stopped" in r.stderr or "stopped by SIGTERM" in r.stderr
+    assert "[rank 0 of 2] Another process of this run stopped" in r.stderr or "stopped by SIGTERM" in r.stderr, r.stderr[-3000:]
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert manifest["world_size"] == 2 and manifest["images"] == len(list(src.glob("*.jpg"))) + 1
     assert [Path(s["path"]).name for s in manifest["skipped"]] == ["zz_corrupt.jpg"]
