@@ -69,8 +69,12 @@ def test_two_ranks_match_one_process(tiny_run, tmp_path):
                        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert r.returncode != 0 and "[rank 1 of 2]" in r.stderr, r.stderr[-3000:]
     assert str(ROOT / "pixelwise") not in r.stderr, r.stderr[-3000:]  # no traceback through pixelwise's code
-    # rank 0 either met the closed gather (one line) or was stopped by torchrun first (one line)
-    assert "[rank 0 of 2] Another process of this run stopped" in r.stderr or "stopped by SIGTERM" in r.stderr, r.stderr[-3000:]
+    # rank 0 met the closed gather (one line), or torchrun stopped it first: while predicting (one
+    # line), or in the gather or before it (silently; torchrun's report names the SIGTERM). Never
+    # the backend's traceback.
+    assert ("[rank 0 of 2] Another process of this run stopped" in r.stderr or "stopped by SIGTERM" in r.stderr
+            or "exitcode  : -15" in r.stderr), r.stderr[-3000:]
+    assert r.stderr.count("Traceback (most recent call last)") <= 1, r.stderr[-3000:]  # torchrun's own report only
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert manifest["world_size"] == 2 and manifest["images"] == len(list(src.glob("*.jpg"))) + 1
     assert [Path(s["path"]).name for s in manifest["skipped"]] == ["zz_corrupt.jpg"]
