@@ -10,7 +10,6 @@ from tqdm import tqdm
 from pixelwise.data.dataset import SegmentationDataset
 from pixelwise.data.spec import DatasetSpec
 from pixelwise.engine.metrics import ConfusionMatrix, SegMetrics
-from pixelwise.errors import ConfigError
 
 
 def normalize_batch(images: torch.Tensor, mean, std, device: torch.device,
@@ -54,10 +53,10 @@ def evaluate_checkpoint(model: str | Path | Any, data: str | Path | DatasetSpec 
     from pixelwise.utils import set_threads
 
     set_threads()
-    if half and isinstance(model, Segmenter):
-        raise ConfigError("half applies to checkpoints loaded for this evaluation; a Segmenter object is "
-                          "already loaded in its own precision.",
-                          fix="pass the checkpoint path with half=True, or Segmenter.load(CHECKPOINT, half=True)")
+    if half:
+        from pixelwise.runtime.batch import refuse_half
+
+        refuse_half(model)
     seg = model if isinstance(model, Segmenter) else Segmenter.load(model, device=device, half=half)
     if data is None:
         data = seg.dataset_record()

@@ -32,11 +32,11 @@ def val(model: str | Path | Any, data: Any = None, split: str = "val", out_dir: 
     if max_images is not None and max_images < 1:
         raise ConfigError(f"--max-images {max_images}: metrics of no image are undefined.",
                           fix="pass 1 or more, or leave it out to score the whole split")
+    if half:
+        from pixelwise.runtime.batch import refuse_half
+
+        refuse_half(model)
     if is_exported(model):  # scored through the torch-free runtime: this checks the export itself
-        if half:
-            raise ConfigError(f"--half applies to checkpoints; {model} is an exported model, whose precision "
-                              "was chosen at export.", fix="score a half-precision export (pixelwise export "
-                              "MODEL --fp16), or drop --half")
         from pixelwise.runtime.evaluate import evaluate_onnx
 
         metrics = evaluate_onnx(model, data, split=split, flip=flip, max_images=max_images, progress=progress,

@@ -164,18 +164,28 @@ def progress_bar(items: Iterable[Any], total: int, desc: str, enabled: bool = Tr
         yield item
 
 
+def refuse_half(model: Any) -> None:
+    """``half`` (fp16) is chosen when a checkpoint is loaded: refused for an exported model, whose
+    precision was chosen at export, and for a predictor object, already loaded in its own."""
+    from pixelwise.runtime.backends import is_exported
+
+    if isinstance(model, (str, Path)) and not is_exported(model):
+        return
+    what = (f"{model} is an exported model, whose precision was chosen at export" if isinstance(model, (str, Path))
+            else "a predictor object is already loaded in its own precision")
+    raise ConfigError(f"--half applies to checkpoints; {what}.",
+                      fix="use a half-precision export (pixelwise export MODEL --fp16) or "
+                          "Segmenter.load(CHECKPOINT, half=True), or drop --half")
+
+
 def load_predictor(model: Any, device: str = "auto", half: bool = False) -> Any:
     """A model path -> its predictor: ``RuntimeSegmenter`` for exported ``.onnx``/``.xml`` files
     (torch-free), the PyTorch ``Segmenter`` for checkpoints (``half``: in fp16, for GPUs);
     predictor objects pass through."""
     from pixelwise.runtime.backends import is_exported
 
-    if half and (not isinstance(model, (str, Path)) or is_exported(model)):
-        what = f"{model} is an exported model, whose precision was chosen at export" if isinstance(
-            model, (str, Path)) else "a predictor object is already loaded"
-        raise ConfigError(f"--half applies to checkpoints; {what}.",
-                          fix="use a half-precision export (pixelwise export MODEL --fp16) or "
-                              "Segmenter.load(CHECKPOINT, half=True), or drop --half")
+    if half:
+        refuse_half(model)
     if not isinstance(model, (str, Path)):
         return model
     if is_exported(model):
